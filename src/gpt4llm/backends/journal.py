@@ -1,0 +1,137 @@
+"""The journal of model calls (DESIGN.md principle 3): SQLite in WAL mode.
+
+Every model call is keyed by a hash of (backend, model, messages or prompt, decoding
+parameters, sample index). Each result is committed as it arrives; in WAL mode with
+``synchronous=NORMAL`` a commit is an append to the WAL without fsync, which survives a
+kill -9 of the process (not a power cut), so a crash loses only the calls in flight. A key
+that is ``ok`` is never called again; a ``failed`` key is retried on the next run. Requests
+are stored without headers, so no API key can enter the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    key TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,          -- JSON: messages or prompt, params, sample
+    status TEXT NOT NULL,           -- 'ok' | 'failed'
+    text TEXT,
+    finish_reason TEXT,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL,
+    latency_s REAL NOT NULL DEFAULT 0,
+    created REAL NOT NULL,          -- unix time of the result
+    error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value TEXT);
+INSERT OR IGNORE INTO info VALUES ('schema_version', '1');
+"""
+
+# A failed call never overwrites an ok one; an ok one overwrites a failed one.
+UPSERT = """
+INSERT INTO calls (key, backend, model, request, status, text, finish_reason, prompt_tokens,
+                   completion_tokens, cost_usd, latency_s, created, error, attempts)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+ON CONFLICT(key) DO UPDATE SET
+    status = excluded.status, text = excluded.text, finish_reason = excluded.finish_reason,
+    prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+    cost_usd = excluded.cost_usd, latency_s = excluded.latency_s, created = excluded.created,
+    error = excluded.error, attempts = calls.attempts + 1
+WHERE calls.status != 'ok'
+"""
+
+COLUMNS = ("key", "status", "text", "finish_reason", "prompt_tokens", "completion_tokens",
+           "cost_usd", "latency_s", "created", "error", "attempts")
+
+
+def call_key(backend: str, model: str, request: dict[str, Any]) -> str:
+    """The journal key of a call: sha256 of the canonical JSON of what determines its output."""
+    blob = json.dumps({"backend": backend, "model": model, **request}, sort_keys=True,
+                      ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journaled call result."""
+
+    key: str
+    status: str
+    text: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float | None
+    latency_s: float
+    created: float
+    error: str | None
+    attempts: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Journal:
+    """A SQLite file of call results; use from one thread (the event loop's)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.new = not self.path.exists()
+        # isolation_level=None: every statement outside BEGIN is its own committed transaction.
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        empty = self.new and self.db.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 0
+        self.close()
+        if empty:  # a run that failed before its first call leaves no file behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, Entry]:
+        """The journaled entries among ``keys``."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Entry] = {}
+        cols = ", ".join(COLUMNS)
+        for i in range(0, len(keys), 900):  # SQLite's default limit is 999 bound variables
+            chunk = keys[i : i + 900]
+            q = f"SELECT {cols} FROM calls WHERE key IN ({','.join('?' * len(chunk))})"
+            for row in self.db.execute(q, chunk):
+                found[row[0]] = Entry(*row)
+        return found
+
+    def record(self, key: str, backend: str, model: str, request: dict[str, Any], *,
+               text: str | None = None, finish_reason: str | None = None,
+               prompt_tokens: int = 0, completion_tokens: int = 0, cost_usd: float | None = None,
+               latency_s: float = 0.0, error: str | None = None) -> None:
+        """Commit one result: ``ok`` when ``error`` is None, else ``failed`` with the reason."""
+        status = "ok" if error is None else "failed"
+        self.db.execute(UPSERT, (
+            key, backend, model, json.dumps(request, ensure_ascii=False), status, text,
+            finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s, time.time(),
+            error))
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM calls GROUP BY status").fetchall())

@@ -1,0 +1,88 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+from gpt4llm.backends.journal import Journal, call_key
+
+REQ = {"messages": [{"role": "user", "content": "hi"}], "params": {"temperature": 1.0}, "sample": 0}
+
+
+def test_key_covers_backend_model_messages_params_and_sample():
+    base = call_key("openai", "gpt-4", REQ)
+    assert base == call_key("openai", "gpt-4", dict(reversed(list(REQ.items()))))  # order-free
+    assert len({base,
+                call_key("local", "gpt-4", REQ),
+                call_key("openai", "gpt-4o", REQ),
+                call_key("openai", "gpt-4", {**REQ, "messages": [{"role": "user", "content": "hi "}]}),
+                call_key("openai", "gpt-4", {**REQ, "params": {"temperature": 0.9}}),
+                call_key("openai", "gpt-4", {**REQ, "sample": 1})}) == 6
+
+
+def test_failed_then_ok_and_ok_is_never_overwritten(tmp_path):
+    with Journal(tmp_path / "j.sqlite") as j:
+        j.record("k", "openai", "m", REQ, error="HTTP 500: boom")
+        e = j.lookup(["k"])["k"]
+        assert (e.status, e.error, e.attempts) == ("failed", "HTTP 500: boom", 1)
+        j.record("k", "openai", "m", REQ, text="hello", finish_reason="stop", prompt_tokens=3, completion_tokens=1)
+        e = j.lookup(["k"])["k"]
+        assert (e.status, e.text, e.error, e.attempts, e.prompt_tokens) == ("ok", "hello", None, 2, 3)
+        j.record("k", "openai", "m", REQ, error="late failure")
+        j.record("k", "openai", "m", REQ, text="other")
+        assert j.lookup(["k"])["k"].text == "hello"
+        assert j.counts() == {"ok": 1}
+
+
+def test_lookup_many_keys(tmp_path):
+    with Journal(tmp_path / "j.sqlite") as j:
+        j.db.execute("BEGIN")
+        for i in range(2500):
+            j.record(f"k{i}", "local", "m", REQ, text=str(i))
+        j.db.execute("COMMIT")
+        got = j.lookup([f"k{i}" for i in range(0, 3000, 7)])
+    assert len(got) == len(range(0, 2500, 7)) and got["k14"].text == "14"
+
+
+def test_no_api_key_or_header_is_stored(tmp_path):
+    with Journal(tmp_path / "j.sqlite") as j:
+        j.record("k", "openai", "m", REQ, text="x")
+    assert b"sk-" not in (tmp_path / "j.sqlite").read_bytes()
+
+
+def test_an_empty_new_journal_leaves_no_file(tmp_path):
+    with Journal(tmp_path / "j.sqlite"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from gpt4llm.backends.journal import Journal
+    j = Journal(sys.argv[1])
+    i = 0
+    while True:
+        j.record(f"k{i}", "local", "m", {"prompt": str(i)}, text="x" * 2000)
+        print(i, flush=True)
+        i += 1
+""")
+
+
+def test_kill_9_mid_write_keeps_every_committed_entry_and_a_sound_file(tmp_path):
+    path = tmp_path / "j.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+    acknowledged = -1
+    deadline = time.time() + 60
+    while acknowledged < 300 and time.time() < deadline:
+        acknowledged = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+    with Journal(path) as j:
+        got = j.lookup(f"k{i}" for i in range(acknowledged + 1))
+        # every result the writer saw committed is there, after a kill at an arbitrary point
+        assert len(got) == acknowledged + 1 and all(e.ok for e in got.values())
