@@ -87,8 +87,10 @@ def main() -> None:
     if debug:
         sys.argv = [a for a in sys.argv if a != "--debug"]
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not debug:
+    if not debug:  # library chatter (hub retries, load reports) would bury our one-line errors
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        for name in ("huggingface_hub", "datasets", "transformers", "httpx", "httpx2", "openai"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     from gpt4llm.errors import UserError
 
     try:

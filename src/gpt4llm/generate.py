@@ -107,6 +107,13 @@ def journal_path(output: Path) -> Path:
     return output.with_name(output.name + ".journal.sqlite")
 
 
+def build_requests(records: list[AlpacaRecord], params: GenParams, language: str | None = None) -> list[Request]:
+    """One request per record: the Alpaca prompt as ONE user message (PAPER.md section 1)."""
+    system = language_system_prompt(language)
+    return [Request(params=params, messages=ALPACA.messages(r.instruction, r.input, system), tag=r)
+            for r in records]
+
+
 def run(cfg: GenerateConfig) -> GenerateSummary:
     records = load_instructions(cfg.input, cfg.dedupe)
     if cfg.limit is not None:
@@ -115,9 +122,7 @@ def run(cfg: GenerateConfig) -> GenerateSummary:
         records = records[: cfg.limit]
     fmt = io.format_for(cfg.output, cfg.format)
     backend = create_backend(cfg.teacher, "--teacher", **cfg.backend_options)
-    system = language_system_prompt(cfg.language)
-    requests = [Request(params=cfg.params, messages=ALPACA.messages(r.instruction, r.input, system), tag=r)
-                for r in records]
+    requests = build_requests(records, cfg.params, cfg.language)
     with Journal(cfg.journal or journal_path(cfg.output)) as journal:
         stats = run_calls(backend, journal, requests, label=f"generate {backend.model}", quiet=cfg.quiet)
 

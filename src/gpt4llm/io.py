@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -157,9 +158,12 @@ def _read_hf(source: str) -> list[Row]:
         raise UserError(f"{source}: expected hf:NAME[:split], e.g. hf:tatsu-lab/alpaca:train")
     try:
         import datasets
-        from datasets.utils.logging import disable_progress_bar
+        import huggingface_hub
 
-        disable_progress_bar()
+        datasets.disable_progress_bars()
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):  # hub retries print many lines
+            huggingface_hub.utils.logging.set_verbosity_error()
+            datasets.logging.set_verbosity_error()
         ds = datasets.load_dataset(name, split=split)
     except Exception as e:  # offline, unknown name, bad split: all one message to the user
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

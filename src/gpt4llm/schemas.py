@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -48,7 +49,7 @@ class AlpacaRecord(BaseModel):
         # Several public copies of Alpaca write a missing input as null.
         return "" if v is None else v
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The record's id: the one it carries, else the hash of instruction + input."""
         return self.id or record_id(self.instruction, self.input)

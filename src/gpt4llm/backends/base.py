@@ -8,7 +8,7 @@ business; journaling, progress and resume are the caller's (``gpt4llm.calls``).
 from __future__ import annotations
 
 import abc
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, AsyncIterator
 
 from gpt4llm.errors import UserError
@@ -25,7 +25,7 @@ class GenParams:
 
     def as_dict(self) -> dict[str, Any]:
         """The parameters that change the output (part of the journal key)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
 @dataclass

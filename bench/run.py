@@ -1,0 +1,14 @@
+"""`make bench`: run every benchmark and write bench/results/*.json."""
+
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+BENCHMARKS = ["bench_resume.py", "bench_local_batching.py"]
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or BENCHMARKS:
+        print(f"== {name}", flush=True)
+        runpy.run_path(str(HERE / name), run_name="__main__")
