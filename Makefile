@@ -29,7 +29,7 @@ $(DEV): $(STAMP)
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/gpt4llm generate --input seeds --output $(DEMO)/seed_answers.jsonl --max-tokens 256 --batch-size 16
+	$(BIN)/gpt4llm generate --input seeds --output $(DEMO)/seed_answers.jsonl --max-tokens 256
 
 test: $(DEV)
 	$(BIN)/python -m pytest tests

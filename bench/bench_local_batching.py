@@ -1,6 +1,6 @@
 """Local backend: batched vs unbatched generation on the embedded SmolLM2 (CPU).
 
-Same 16 prompts (the first 16 bundled seeds), same max_tokens, greedy decoding so every batch
+Same 32 prompts (the first 32 bundled seeds), same max_tokens, greedy decoding so every batch
 size does the same work; tokens/s = completion tokens produced / wall time of the generation
 (model load excluded). Target (issue 2): best batch size >= 5x batch 1.
 """
@@ -18,7 +18,7 @@ from gpt4llm.backends.local import LocalBackend, load_model
 from gpt4llm.generate import build_requests, load_instructions
 
 MAX_TOKENS = 64
-N_PROMPTS = 16
+N_PROMPTS = 32
 
 
 async def measure(batch_size: int) -> dict:
@@ -33,7 +33,7 @@ async def measure(batch_size: int) -> dict:
             "tokens_per_s": round(tokens / seconds, 1)}
 
 
-def main(batch_sizes=(1, 8, 16)) -> None:
+def main(batch_sizes=(1, 8, 16, 32)) -> None:
     load_model("smollm2-135m-instruct")  # load once, outside the timing
     rows = [asyncio.run(measure(bs)) for bs in batch_sizes]
     base = rows[0]["tokens_per_s"]
@@ -46,4 +46,4 @@ def main(batch_sizes=(1, 8, 16)) -> None:
 
 
 if __name__ == "__main__":
-    main(tuple(int(x) for x in sys.argv[1:]) or (1, 8, 16))
+    main(tuple(int(x) for x in sys.argv[1:]) or (1, 8, 16, 32))

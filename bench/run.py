@@ -11,4 +11,5 @@ BENCHMARKS = ["bench_resume.py", "bench_local_batching.py"]
 if __name__ == "__main__":
     for name in sys.argv[1:] or BENCHMARKS:
         print(f"== {name}", flush=True)
+        sys.argv = [name]
         runpy.run_path(str(HERE / name), run_name="__main__")

@@ -145,7 +145,7 @@ class LocalBackend(Backend):
     kind = "local"
     OPTIONS = {"batch_size", "device", "dtype"}
 
-    def __init__(self, model: str, batch_size: int = 8, device: str = "auto", dtype: str = "auto"):
+    def __init__(self, model: str, batch_size: int = 16, device: str = "auto", dtype: str = "auto"):
         super().__init__(model)
         if batch_size < 1:
             raise UserError(f"--batch-size {batch_size}: must be at least 1")
