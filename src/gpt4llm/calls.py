@@ -52,6 +52,7 @@ def progress_bar(quiet: bool) -> Progress:
 async def _run(backend: Backend, journal: Journal, requests: list[Request], label: str,
                quiet: bool) -> CallStats:
     t0 = time.perf_counter()
+    backend.journal = journal
     assign_keys(backend, requests)
     stats = CallStats(requested=len(requests))
     stats.entries = {k: e for k, e in journal.lookup(r.key for r in requests).items() if e.ok}

@@ -72,6 +72,9 @@ class Backend(abc.ABC):
 
     def __init__(self, model: str):
         self.model = model
+        # Set by ``calls.run_calls`` before ``run``: a backend that must remember state across
+        # runs (the Batch API's batch ids) keeps it in the same journal file.
+        self.journal = None
 
     @abc.abstractmethod
     def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
