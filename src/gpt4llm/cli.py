@@ -52,34 +52,84 @@ def generate(
     dedupe: Annotated[bool, typer.Option("--dedupe", help="Keep the first of duplicate records instead of refusing the file.")] = False,
     format: Annotated[Optional[str], typer.Option("--format", help="jsonl (default), json (like alpaca_gpt4_data.json) or parquet.")] = None,
     journal: Annotated[Optional[Path], typer.Option(help="Journal file (default <output>.journal.sqlite).")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="i/n: this host's deterministic 1/n of the input (join with gpt4llm merge).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="local: prompts per batch (16-32 is fastest on a CPU; see README).")] = 16,
     concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = 16,
+    rpm: Annotated[Optional[float], typer.Option(help="openai: max requests per minute (client-side token bucket).")] = None,
+    tpm: Annotated[Optional[float], typer.Option(help="openai: max tokens per minute (prompt estimate + max_tokens).")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="openai: endpoint (default $OPENAI_BASE_URL or OpenAI).")] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="openai: seconds per request.")] = 600.0,
+    api_version: Annotated[Optional[str], typer.Option(help="openai: Azure OpenAI API version; the model is the deployment name.")] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="openai: seconds per request before it is retried.")] = 600.0,
+    max_retries: Annotated[int, typer.Option(min=0, help="openai: retries of 429/5xx/timeouts/dropped connections.")] = 8,
+    retry_backoff: Annotated[float, typer.Option(min=0.0, help="openai: first backoff in seconds (doubles, full jitter).")] = 1.0,
+    max_usd: Annotated[Optional[float], typer.Option(help="Stop before the job's total cost would pass this (exit 3; re-run with more to continue).")] = None,
+    price_in: Annotated[Optional[float], typer.Option(help="USD per 1M input tokens (overrides the price table).")] = None,
+    price_out: Annotated[Optional[float], typer.Option(help="USD per 1M output tokens (overrides the price table).")] = None,
+    prices: Annotated[Optional[Path], typer.Option(help="YAML price table: MODEL: [usd_in_per_1m, usd_out_per_1m].")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print requests, estimated tokens, cost and time; call nothing.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Answer instructions with a teacher model (the paper's Algorithm 1)."""
     from gpt4llm import generate as stage
+    from gpt4llm.backends import parse_model
     from gpt4llm.backends.base import GenParams
+    from gpt4llm.backends.pricing import Prices
+    from gpt4llm.calls import Plan
 
+    spec = parse_model(teacher, "--teacher")
     cfg = stage.GenerateConfig(
-        output=output, input=input, teacher=teacher, limit=limit, language=language,
+        output=output, input=input, teacher=teacher, limit=limit, language=language, shard=shard,
         params=GenParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed),
         drop_truncated=drop_truncated, dedupe=dedupe, format=format, journal=journal, quiet=quiet,
-        backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url, timeout=timeout))
+        max_usd=max_usd, dry_run=dry_run,
+        prices=Prices.for_model(spec.backend, spec.name, price_in, price_out, prices),
+        backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url, timeout=timeout,
+                             rpm=rpm, tpm=tpm, max_retries=max_retries, retry_backoff=retry_backoff,
+                             api_version=api_version))
     s = stage.run(cfg)
+    if isinstance(s, Plan):
+        typer.echo(plan_text(s, teacher))
+        return
     c = s.calls
     lines = [
         f"wrote {s.written} records to {s.output}",
         f"  truncated at max_tokens: {s.truncated}" + (f" (dropped {s.dropped_truncated})" if s.dropped_truncated else " (kept, meta.finish_reason='length')"),
         f"  failed: {s.failed}" + (f" (listed in {s.errors_file}; re-run to retry)" if s.failed else ""),
-        f"  model calls: {c.called} made, {c.cached} from the journal",
-        f"  tokens: {c.prompt_tokens:,} prompt + {c.completion_tokens:,} completion",
-        f"  time: {c.seconds:.1f} s",
+        *call_lines(c),
     ]
     typer.echo("\n".join(lines))
+    if c.budget_reached:
+        from gpt4llm.errors import BudgetExceeded
+
+        raise BudgetExceeded(f"budget reached: ${c.cost_usd:,.4f} of --max-usd {c.max_usd:g} spent; "
+                             f"{s.not_run} records not sent; re-run with a higher --max-usd to continue")
     if s.failed:
         raise typer.Exit(1)
+
+
+def call_lines(c) -> list[str]:
+    """The summary lines every model stage prints about its calls."""
+    cost = "" if c.cost_usd is None else f", cost ${c.cost_usd:,.4f} (this run ${c.new_cost_usd:,.4f})"
+    return [f"  model calls: {c.called} made, {c.cached} from the journal",
+            f"  tokens: {c.prompt_tokens:,} prompt + {c.completion_tokens:,} completion{cost}",
+            f"  time: {c.seconds:.1f} s"]
+
+
+def plan_text(p, model: str) -> str:
+    """A dry run's plan, printed by every model stage."""
+    cost = p.est_cost_usd
+    cost_line = (f"${cost[0]:,.2f} input + up to ${cost[1] - cost[0]:,.2f} output = at most ${cost[1]:,.2f} "
+                 f"({p.prices.source}: ${p.prices.usd_in:g}/${p.prices.usd_out:g} per 1M tokens)"
+                 if cost else "unknown: no price for this model (give --price-in/--price-out)")
+    time_line = f"about {p.est_minutes:,.1f} min at {p.limits}" if p.est_minutes is not None \
+        else f"not estimated ({p.limits})"
+    return "\n".join([
+        f"dry run for {model}: no model call made",
+        f"  requests: {p.requests:,} ({p.cached:,} already in the journal, {p.pending:,} to send)",
+        f"  estimated tokens: {p.est_prompt_tokens:,} prompt + up to {p.max_completion_tokens:,} completion",
+        f"  estimated cost: {cost_line}",
+        f"  estimated time: {time_line}",
+    ])
 
 
 def main() -> None:

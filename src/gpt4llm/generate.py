@@ -18,8 +18,10 @@ from gpt4llm import io
 from gpt4llm.backends import DEFAULT_MODEL, create_backend
 from gpt4llm.backends.base import GenParams, Request
 from gpt4llm.backends.journal import Journal
-from gpt4llm.calls import CallStats, run_calls
+from gpt4llm.backends.pricing import Budget, Prices
+from gpt4llm.calls import CallStats, Plan, plan_calls, run_calls
 from gpt4llm.errors import UserError
+from gpt4llm.shard import parse_shard
 from gpt4llm.schemas import AlpacaRecord, ErrorRecord, GeneratedRecord, GenerationMeta, Usage
 from gpt4llm.templates import ALPACA
 
@@ -52,7 +54,15 @@ class GenerateConfig:
     journal: Path | None = None
     """The journal file; default <output>.journal.sqlite beside the output."""
     backend_options: dict = field(default_factory=dict)
-    """Backend settings: batch_size (local), concurrency/base_url/timeout (openai)."""
+    """Backend settings: batch_size (local); concurrency, rpm, tpm, base_url, timeout (openai)."""
+    shard: str | None = None
+    """i/n: answer only this host's deterministic 1/n of the input (join with gpt4llm merge)."""
+    max_usd: float | None = None
+    """Hard cap on the job's total cost in USD, journaled calls included; exit 3 when reached."""
+    prices: Prices | None = None
+    """USD per 1M tokens in/out; None = the bundled table (local models are free)."""
+    dry_run: bool = False
+    """Print requests, estimated tokens, cost and time; make no call."""
     quiet: bool = False
     """No progress bar."""
 
@@ -64,6 +74,7 @@ class GenerateSummary:
     truncated: int
     dropped_truncated: int
     failed: int
+    not_run: int
     errors_file: Path | None
     calls: CallStats
 
@@ -114,22 +125,45 @@ def build_requests(records: list[AlpacaRecord], params: GenParams, language: str
             for r in records]
 
 
-def run(cfg: GenerateConfig) -> GenerateSummary:
-    records = load_instructions(cfg.input, cfg.dedupe)
-    if cfg.limit is not None:
-        if cfg.limit < 1:
-            raise UserError(f"--limit {cfg.limit}: must be at least 1")
-        records = records[: cfg.limit]
+def select(records: list[AlpacaRecord], shard: str | None, limit: int | None) -> list[AlpacaRecord]:
+    """This host's shard of the records, then the first ``limit`` of it."""
+    if (s := parse_shard(shard)) is not None:
+        records = s.select(records, key=lambda r: r.key)
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"--limit {limit}: must be at least 1")
+        records = records[:limit]
+    return records
+
+
+def open_backend(spec: str, flag: str, options: dict, dry_run: bool):
+    """The backend; a dry run needs no API key, since it sends nothing."""
+    if dry_run and spec.startswith("openai:"):
+        options = {"api_key": "dry-run-no-key-needed", **options}
+    return create_backend(spec, flag, **options)
+
+
+def run(cfg: GenerateConfig) -> GenerateSummary | Plan:
+    records = select(load_instructions(cfg.input, cfg.dedupe), cfg.shard, cfg.limit)
     fmt = io.format_for(cfg.output, cfg.format)
-    backend = create_backend(cfg.teacher, "--teacher", **cfg.backend_options)
+    if cfg.max_usd is not None:
+        Budget(cfg.max_usd)  # validate before any work
+    backend = open_backend(cfg.teacher, "--teacher", cfg.backend_options, cfg.dry_run)
     requests = build_requests(records, cfg.params, cfg.language)
     with Journal(cfg.journal or journal_path(cfg.output)) as journal:
-        stats = run_calls(backend, journal, requests, label=f"generate {backend.model}", quiet=cfg.quiet)
+        if cfg.dry_run:
+            return plan_calls(backend, journal, requests, prices=cfg.prices,
+                              rpm=cfg.backend_options.get("rpm"), tpm=cfg.backend_options.get("tpm"))
+        stats = run_calls(backend, journal, requests, label=f"generate {backend.model}", quiet=cfg.quiet,
+                          prices=cfg.prices, max_usd=cfg.max_usd)
 
-    out, errors, truncated, dropped = [], [], 0, 0
+    out, errors, truncated, dropped, not_run = [], [], 0, 0, 0
     for req in requests:
         rec: AlpacaRecord = req.tag
         entry = stats.entries.get(req.key)
+        if entry is None and stats.budget_reached:
+            not_run += 1  # not sent: the budget ran out first; a re-run with a higher cap sends it
+            continue
         if entry is None or not entry.ok:
             errors.append(ErrorRecord(id=rec.key, instruction=rec.instruction, input=rec.input,
                                       error=entry.error if entry else "not run",
@@ -157,5 +191,5 @@ def run(cfg: GenerateConfig) -> GenerateSummary:
     elif err_file.exists():
         err_file.unlink()  # from an earlier run whose failures have now succeeded
     return GenerateSummary(output=cfg.output, written=len(out), truncated=truncated,
-                           dropped_truncated=dropped, failed=len(errors),
+                           dropped_truncated=dropped, failed=len(errors), not_run=not_run,
                            errors_file=err_file if errors else None, calls=stats)

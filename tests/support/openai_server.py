@@ -2,17 +2,22 @@
 
 It answers deterministically (``answer_for(content)``), so a test can check that every record
 got the answer to its own instruction, and it logs every request, so a test can check that no
-call was made twice. ``fault`` lets a test make chosen requests fail (e.g. HTTP 400) the way a
-real endpoint does. This is a test double for the far side of the wire only: the client under
-test is the real CLI with the real ``openai`` SDK.
+call was made twice. ``fault(content, attempt)`` makes chosen requests fail the way real
+endpoints do: an HTTP status with headers (429 + Retry-After, 500, 400), a slow answer past the
+client's timeout, a dropped connection, or a malformed body. This is a test double for the far
+side of the wire only: the client under test is the real CLI with the real ``openai`` SDK.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import socket
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
@@ -21,11 +26,23 @@ def answer_for(content: str) -> str:
     return "answer " + hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
+@dataclass
+class Fault:
+    """``kind``: "status" (send ``status``/``body``/``headers``), "slow" (sleep ``delay``, then
+    answer), "drop" (close the socket without a response) or "malformed" (200, broken JSON)."""
+
+    kind: str
+    status: int = 500
+    body: dict = field(default_factory=lambda: {"error": {"message": "injected", "type": "server_error"}})
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+
+
 class OpenAIServer:
-    def __init__(self, api_key: str = "test-key", delay: float = 0.0,
-                 fault: Callable[[str], tuple[int, dict] | None] | None = None):
+    def __init__(self, api_key: str = "test-key", delay: float = 0.0, fault: Callable | None = None):
         self.api_key, self.delay, self.fault = api_key, delay, fault
         self.requests: list[dict] = []
+        self.attempts: Counter = Counter()
         self.lock = threading.Lock()
         server = self
 
@@ -35,11 +52,13 @@ class OpenAIServer:
             def log_message(self, *args):  # quiet
                 pass
 
-            def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
+            def _send(self, status: int, body: dict | bytes, headers: dict | None = None) -> None:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, str(v))
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -50,18 +69,36 @@ class OpenAIServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                auth = self.headers.get("Authorization") or f"Bearer {self.headers.get('api-key')}"
+                if auth != f"Bearer {server.api_key}":
                     return self._send(401, {"error": {"message": "Incorrect API key provided",
                                                       "type": "invalid_request_error", "code": "invalid_api_key"}})
-                chat = self.path.endswith("/chat/completions")
+                chat = "/chat/completions" in self.path
                 content = body["messages"][-1]["content"] if chat else body["prompt"]
                 with server.lock:
-                    server.requests.append({"path": self.path, "content": content, "body": body,
-                                            "auth": self.headers.get("Authorization")})
+                    server.attempts[content] += 1
+                    attempt = server.attempts[content]
+                    server.requests.append({"path": self.path, "content": content, "body": body, "time": time.time(),
+                                            "auth": auth})
                 if server.delay:
                     time.sleep(server.delay)
-                if server.fault and (f := server.fault(content)) is not None:
+                f = None
+                if server.fault is not None:
+                    nargs = len(inspect.signature(server.fault).parameters)
+                    f = server.fault(content, attempt) if nargs == 2 else server.fault(content)
+                if isinstance(f, tuple):
                     return self._send(*f)
+                if isinstance(f, Fault):
+                    if f.kind == "status":
+                        return self._send(f.status, f.body, f.headers)
+                    if f.kind == "drop":
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if f.kind == "malformed":
+                        return self._send(200, b'{"id": "cmpl-1", "choices": [{"index": 0, "mess')
+                    if f.kind == "slow":
+                        time.sleep(f.delay)
                 text = answer_for(content)
                 length = body.get("max_tokens", 512) < 2
                 usage = {"prompt_tokens": len(content.split()), "completion_tokens": 2, "total_tokens": len(content.split()) + 2}
@@ -72,8 +109,11 @@ class OpenAIServer:
                 else:
                     choice = {"index": 0, "text": text, "finish_reason": "length" if length else "stop"}
                     obj = "text_completion"
-                self._send(200, {"id": "cmpl-1", "object": obj, "created": int(time.time()),
-                                 "model": body.get("model"), "choices": [choice], "usage": usage})
+                try:
+                    self._send(200, {"id": "cmpl-1", "object": obj, "created": int(time.time()),
+                                     "model": body.get("model"), "choices": [choice], "usage": usage})
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout) before the slow answer came
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

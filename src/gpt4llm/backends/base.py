@@ -55,10 +55,12 @@ class Result:
     completion_tokens: int = 0
     latency_s: float = 0.0
     error: str | None = None
+    cost_usd: float | None = None
+    skipped: str | None = None  # not sent at all (e.g. "budget"): nothing to journal
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and self.skipped is None
 
 
 class FatalBackendError(UserError):

@@ -1,25 +1,35 @@
 """``openai``: any OpenAI-compatible endpoint (OpenAI, Azure OpenAI, vLLM, SGLang, llama.cpp
-server, Ollama) through the official SDK's ``AsyncOpenAI``.
+server, Ollama) through the official SDK's ``AsyncOpenAI``, hardened for long paid runs.
 
-At most ``concurrency`` requests are in flight; the SDK retries 429, 5xx, timeouts and dropped
-connections with backoff. A request that still fails is returned as a failed ``Result`` (the
-journal retries it next run); a wrong key or an unreachable endpoint stops the whole run.
+- Flow control: ``AdaptiveLimiter`` (``--concurrency``, ``--rpm``, ``--tpm``; a 429 slows the
+  whole run).
+- Retries of our own (the SDK's are off, so a 429 can pause everyone): 429, 5xx, timeouts,
+  dropped connections and malformed bodies, with exponential backoff and full jitter, honouring
+  ``Retry-After`` / ``retry-after-ms``.
+- Fail fast: 401/403 (key) and 404 (model or URL) stop the run; a 400/422 fails only its own
+  request, journaled with the reason; an endpoint never reached stops the run naming the URL.
+- Budget: before sending, a request reserves its worst-case cost (``pricing.Budget``); a
+  refused request is returned as ``Result(skipped=...)`` and never sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import os
+import random
 import time
 from typing import Any, AsyncIterator
 
 from gpt4llm.backends.base import Backend, FatalBackendError, Request, Result
+from gpt4llm.backends.limits import AdaptiveLimiter
+from gpt4llm.backends.pricing import estimate_prompt_tokens
 from gpt4llm.errors import UserError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-def _reason(e: Exception) -> str:
+def _reason(e: BaseException) -> str:
     """A one-line reason for the journal and errors.jsonl."""
     import openai
 
@@ -28,53 +38,186 @@ def _reason(e: Exception) -> str:
         msg = body.get("message") if isinstance(body, dict) else None
         msg = str(msg or e.message or "").strip()
         return f"HTTP {e.status_code}: {msg.splitlines()[0][:300] if msg else e.response.reason_phrase}"
-    return f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300] if text else ''}".rstrip(": ")
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """``retry-after-ms`` (OpenAI), else ``Retry-After`` as seconds or an HTTP date."""
+    if headers is None:
+        return None
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return max(0.0, float(ms) / 1000)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def result_from_body(body: Any, chat: bool, latency: float) -> Result:
+    """A completion response (SDK object or plain dict, e.g. a Batch API line) -> Result."""
+    get = (lambda o, k: o.get(k) if isinstance(o, dict) else getattr(o, k, None))
+    choices = get(body, "choices")
+    if not choices:
+        return Result(error="malformed response: no choices", latency_s=latency)
+    choice = choices[0]
+    text = get(get(choice, "message") or {}, "content") if chat else get(choice, "text")
+    if not isinstance(text, str):
+        return Result(error="malformed response: no text", latency_s=latency)
+    usage = get(body, "usage") or {}
+    return Result(text=text, finish_reason=get(choice, "finish_reason"),
+                  prompt_tokens=get(usage, "prompt_tokens") or 0,
+                  completion_tokens=get(usage, "completion_tokens") or 0, latency_s=latency)
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, wait: float | None = None, connection: bool = False):
+        super().__init__(reason)
+        self.reason, self.wait, self.connection = reason, wait, connection
 
 
 class OpenAIBackend(Backend):
     kind = "openai"
-    OPTIONS = {"base_url", "api_key", "concurrency", "timeout", "max_retries"}
+    OPTIONS = {"base_url", "api_key", "concurrency", "timeout", "max_retries", "rpm", "tpm",
+               "retry_backoff", "api_version"}
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 16, timeout: float = 600.0, max_retries: int = 2):
+                 concurrency: int = 16, timeout: float = 600.0, max_retries: int = 8,
+                 rpm: float | None = None, tpm: float | None = None, retry_backoff: float = 1.0,
+                 api_version: str | None = None):
         super().__init__(model)
         if concurrency < 1:
             raise UserError(f"--concurrency {concurrency}: must be at least 1")
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            raise UserError(
-                f"openai:{model} needs an API key: set OPENAI_API_KEY (for a server without "
-                "authentication, such as a local vLLM, any value works, e.g. OPENAI_API_KEY=EMPTY)")
+        for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
+            if value is not None and not value > 0:
+                raise UserError(f"{flag} {value}: must be a positive number per minute")
+        if max_retries < 0:
+            raise UserError(f"--max-retries {max_retries}: must be >= 0")
         import openai
 
-        self.client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=timeout,
-                                         max_retries=max_retries)
-        self.concurrency = concurrency
+        azure = api_version is not None
+        self.base_url = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT" if azure else "OPENAI_BASE_URL") \
+            or ("" if azure else DEFAULT_BASE_URL)
+        key = api_key or os.environ.get("AZURE_OPENAI_API_KEY" if azure else "OPENAI_API_KEY") \
+            or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            var = "AZURE_OPENAI_API_KEY" if azure else "OPENAI_API_KEY"
+            raise UserError(
+                f"openai:{model} needs an API key: set {var} (for a server without authentication, "
+                "such as a local vLLM, any value works, e.g. OPENAI_API_KEY=EMPTY)")
+        if azure:
+            if not self.base_url:
+                raise UserError("--api-version is for Azure OpenAI: also give --base-url "
+                                "https://RESOURCE.openai.azure.com (or AZURE_OPENAI_ENDPOINT)")
+            # The model name is the Azure deployment name.
+            self.client = openai.AsyncAzureOpenAI(api_key=key, azure_endpoint=self.base_url,
+                                                  api_version=api_version, timeout=timeout, max_retries=0)
+        else:
+            self.client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0)
+        self.concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
+        self.max_retries, self.retry_backoff = max_retries, retry_backoff
+        self.budget = None  # a pricing.Budget, set by calls.run_calls when --max-usd is given
+        self.prices = None
+        self.any_success = False
+        self.limiter: AdaptiveLimiter | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_url": self.base_url, "concurrency": self.concurrency}
+        return {**super().describe(), "base_url": self.base_url, "concurrency": self.concurrency,
+                "rpm": self.rpm, "tpm": self.tpm}
 
     async def aclose(self) -> None:
         await self.client.close()
 
     async def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
-        sem = asyncio.Semaphore(self.concurrency)
+        self.limiter = AdaptiveLimiter(self.concurrency, self.rpm, self.tpm)
+        # Workers pull from a queue instead of one task per request: 52K pending tasks would
+        # cost memory and scheduler time for nothing.
+        queue: asyncio.Queue = asyncio.Queue()
+        for r in requests:
+            queue.put_nowait(r)
+        done: asyncio.Queue = asyncio.Queue()
 
-        async def one(req: Request) -> tuple[Request, Result]:
-            async with sem:
-                return req, await self.call(req)
+        async def worker() -> None:
+            while True:
+                try:
+                    req = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                try:
+                    await done.put((req, await self.call(req)))
+                except BaseException as e:  # fatal: hand it to the consumer
+                    await done.put((req, e))
+                    return
 
-        tasks = [asyncio.ensure_future(one(r)) for r in requests]
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(requests)))]
         try:
-            for fut in asyncio.as_completed(tasks):
-                yield await fut
+            for _ in range(len(requests)):
+                req, res = await done.get()
+                if isinstance(res, BaseException):
+                    raise res
+                yield req, res
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    def _estimate(self, req: Request) -> tuple[int, float]:
+        tokens = estimate_prompt_tokens(req.messages, req.prompt)
+        worst = self.prices.cost(tokens, req.params.max_tokens) if self.prices and self.prices.known else 0.0
+        return tokens, worst or 0.0
 
     async def call(self, req: Request) -> Result:
+        est_tokens, worst = self._estimate(req)
+        if self.budget is not None and not self.budget.reserve(worst):
+            return Result(skipped="budget")
+        cost = None
+        try:
+            res = await self._call_with_retries(req, est_tokens)
+            if res.ok and self.prices is not None:
+                cost = self.prices.cost(res.prompt_tokens, res.completion_tokens)
+            res.cost_usd = cost
+            return res
+        finally:
+            if self.budget is not None:
+                self.budget.settle(worst, cost if cost is not None else 0.0)
+
+    async def _call_with_retries(self, req: Request, est_tokens: int) -> Result:
+        attempt, t0 = 0, time.perf_counter()
+        while True:
+            await self.limiter.acquire(est_tokens + req.params.max_tokens)
+            ok = False
+            try:
+                res = await self._attempt(req)
+                ok = True
+                self.any_success = True
+                res.latency_s = time.perf_counter() - t0
+                return res
+            except _Retry as r:
+                # An endpoint never reached is a wrong URL or a server that is down: say so fast
+                # instead of retrying every request for minutes.
+                limit = 2 if (r.connection and not self.any_success) else self.max_retries
+                if attempt >= limit:
+                    if r.connection and not self.any_success:
+                        raise FatalBackendError(
+                            f"cannot reach {self.base_url} after retries ({r.reason}); check --base-url / "
+                            "OPENAI_BASE_URL and that the server is up") from None
+                    return Result(error=f"{r.reason} (after {attempt + 1} attempts)",
+                                  latency_s=time.perf_counter() - t0)
+                backoff = min(60.0, self.retry_backoff * 2 ** attempt) * random.random()  # full jitter
+                wait = max(r.wait or 0.0, backoff)
+                attempt += 1
+            finally:
+                await self.limiter.release(ok)
+            await asyncio.sleep(wait)
+
+    async def _attempt(self, req: Request) -> Result:
         import openai
 
         p = req.params
@@ -82,9 +225,10 @@ class OpenAIBackend(Backend):
                                     max_tokens=p.max_tokens)
         if p.seed is not None:
             args["seed"] = p.seed
+        chat = req.messages is not None
         t0 = time.perf_counter()
         try:
-            if req.messages is not None:
+            if chat:
                 resp = await self.client.chat.completions.create(messages=req.messages, **args)
             else:
                 resp = await self.client.completions.create(prompt=req.prompt, **args)
@@ -94,21 +238,25 @@ class OpenAIBackend(Backend):
         except openai.NotFoundError as e:
             raise FatalBackendError(f"openai:{self.model} at {self.base_url}: not found ({_reason(e)}); "
                                     "check the model name and --base-url") from e
+        except openai.RateLimitError as e:
+            wait = retry_after_seconds(e.response.headers)
+            self.limiter.rate_limited(wait if wait is not None else self.retry_backoff)
+            raise _Retry(_reason(e), wait) from e
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
+            return Result(error=_reason(e))  # this request is wrong; retrying will not help
         except openai.APITimeoutError as e:
-            return Result(error=_reason(e), latency_s=time.perf_counter() - t0)
+            raise _Retry(f"timeout after {self.client.timeout} s") from e
         except openai.APIConnectionError as e:
-            raise FatalBackendError(f"cannot reach {self.base_url} after retries ({_reason(e)}); "
-                                    "check --base-url / OPENAI_BASE_URL and that the server is up") from e
-        except openai.APIError as e:  # 400, 429 and 5xx after retries: this request only
-            return Result(error=_reason(e), latency_s=time.perf_counter() - t0)
-        latency = time.perf_counter() - t0
-        choice = resp.choices[0] if getattr(resp, "choices", None) else None
-        text = None if choice is None else (
-            choice.message.content if req.messages is not None else choice.text)
-        if text is None:
-            return Result(error="malformed response: no choices or no text", latency_s=latency)
-        usage = resp.usage
-        return Result(text=text, finish_reason=choice.finish_reason,
-                      prompt_tokens=usage.prompt_tokens if usage else 0,
-                      completion_tokens=usage.completion_tokens if usage else 0,
-                      latency_s=latency)
+            cause = e.__cause__ or e
+            # Refused or unresolvable (ConnectError) means nothing is there; a dropped
+            # connection mid-request (RemoteProtocolError, ReadError) is an ordinary retry.
+            refused = any(c.__name__ == "ConnectError" for c in type(cause).__mro__)
+            raise _Retry(_reason(cause), connection=refused) from e
+        except openai.APIStatusError as e:  # 5xx, 408, 409 ...: transient
+            raise _Retry(_reason(e), retry_after_seconds(e.response.headers)) from e
+        except (ValueError, openai.APIResponseValidationError) as e:  # a body that is not JSON
+            raise _Retry(f"malformed response: {_reason(e)}") from e
+        res = result_from_body(resp, chat, time.perf_counter() - t0)
+        if not res.ok:
+            raise _Retry(res.error)
+        return res
