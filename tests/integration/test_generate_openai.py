@@ -157,3 +157,19 @@ def test_kill_9_mid_run_then_same_command_completes_without_repeating_calls(tmp_
         assert all(asked[c] == 1 for c in done_before)
         # Only calls in flight at the kill can have been asked twice.
         assert sum(n - 1 for n in asked.values()) <= 4
+
+
+def test_shards_partition_the_input(tmp_path, openai_server, openai_env):
+    src = write_jsonl(tmp_path / "in.jsonl", instructions(30))
+    ids = []
+    for i in range(3):
+        out = tmp_path / f"shard{i}.jsonl"
+        r = run_cli("generate", "-i", str(src), "-o", str(out), "--teacher", "openai:teacher", "--shard", f"{i}/3", "-q",
+                    env=openai_env)
+        assert r.returncode == 0, r.stderr
+        ids.append([x["id"] for x in read_jsonl(out)])
+    assert sorted(sum(ids, [])) == sorted(record_id(x["instruction"], x["input"]) for x in instructions(30))
+    assert all(5 <= len(part) <= 15 for part in ids)  # roughly a third each
+    assert len(openai_server.requests) == 30  # every record answered exactly once across shards
+    r = run_cli("generate", "-i", str(src), "-o", str(tmp_path / "x.jsonl"), "--shard", "3/3")
+    assert r.returncode == 2 and "--shard 3/3: expected i/n with 0 <= i < n" in r.stderr
