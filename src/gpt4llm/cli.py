@@ -132,6 +132,71 @@ def plan_text(p, model: str) -> str:
     ])
 
 
+train_app = typer.Typer(no_args_is_help=True, help="Train the student (sft) or the reward model.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("sft")
+def train_sft(
+    data: Annotated[str, typer.Option("--data", "-d", help="Alpaca records with output (.json/.jsonl/.parquet/hf:).")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Checkpoint directory.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Base model: local:NAME|PATH or a hub id.")] = DEFAULT_MODEL,
+    template: Annotated[str, typer.Option(help="alpaca (paper) or chat (the tokenizer's chat template).")] = "alpaca",
+    epochs: Annotated[float, typer.Option(min=0.0, help="Epochs (paper: 3).")] = 3.0,
+    learning_rate: Annotated[float, typer.Option("--lr", min=0.0, help="Peak learning rate (paper: 2e-5).")] = 2e-5,
+    scheduler: Annotated[str, typer.Option(help="LR schedule (paper: cosine).")] = "cosine",
+    warmup_ratio: Annotated[float, typer.Option(min=0.0, max=1.0, help="Warm-up share of steps (paper: 0.03).")] = 0.03,
+    weight_decay: Annotated[float, typer.Option(min=0.0, help="Weight decay (paper: 0).")] = 0.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Effective batch = per-device x accumulation x processes (paper: 64).")] = 64,
+    per_device_batch: Annotated[int, typer.Option(min=1, help="Examples per micro-batch per device.")] = 4,
+    max_length: Annotated[int, typer.Option(min=8, help="Tokens per example (paper: 512).")] = 512,
+    overlong: Annotated[str, typer.Option(help="truncate or skip longer examples (counted either way).")] = "truncate",
+    packing: Annotated[bool, typer.Option("--packing/--no-packing", help="Padding-free micro-batches without cross-example attention.")] = True,
+    loss_norm: Annotated[str, typer.Option(help="example (paper: mean of per-example means) or token.")] = "example",
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Less memory, ~30% slower.")] = False,
+    precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+    lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters (PEFT).")] = False,
+    lora_r: Annotated[int, typer.Option(min=1)] = 16,
+    lora_alpha: Annotated[int, typer.Option(min=1)] = 32,
+    lora_dropout: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.05,
+    lora_targets: Annotated[str, typer.Option(help="Modules with adapters (comma list) or all-linear.")] = "all-linear",
+    qlora: Annotated[bool, typer.Option("--qlora", help="4-bit base + LoRA (CUDA).")] = False,
+    merge: Annotated[bool, typer.Option("--merge", help="With --lora: save merged full weights.")] = False,
+    save_steps: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (paper: 200).")] = 200,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different run in --output-dir.")] = False,
+    max_steps: Annotated[Optional[int], typer.Option(min=1, help="Stop after N optimizer steps (still saves).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Use the first N records.")] = None,
+    seed: Annotated[int, typer.Option()] = 42,
+    logging_steps: Annotated[int, typer.Option(min=1)] = 10,
+    report_to: Annotated[str, typer.Option(help="none, tensorboard or wandb.")] = "none",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Prepare data, print token statistics, train nothing.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Fine-tune a student on the teacher's answers with the Alpaca recipe."""
+    from gpt4llm.train import sft
+
+    cfg = sft.SFTConfig(data=data, output_dir=output_dir, model=model, template=template, epochs=epochs,
+                        learning_rate=learning_rate, scheduler=scheduler, warmup_ratio=warmup_ratio,
+                        weight_decay=weight_decay, batch_size=batch_size, per_device_batch=per_device_batch,
+                        max_length=max_length, overlong=overlong, packing=packing, loss_norm=loss_norm,
+                        gradient_checkpointing=gradient_checkpointing, precision=precision, lora=lora, lora_r=lora_r,
+                        lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets, qlora=qlora,
+                        merge=merge, save_steps=save_steps, resume=resume, overwrite=overwrite, max_steps=max_steps,
+                        limit=limit, seed=seed, logging_steps=logging_steps, report_to=report_to, dry_run=dry_run,
+                        quiet=quiet)
+    r = sft.run(cfg)
+    st = r.stats
+    typer.echo(f"first training example:\n{r.first_example}\n")
+    typer.echo(f"data: {st.examples} examples of {st.records} records, {st.tokens:,} tokens ({st.target_tokens:,} trained), "
+               f"truncated {st.truncated}, skipped {st.skipped_overlong + st.skipped_no_target}, "
+               f"padding share {st.padding_share:.1%}, boundary merges handled {st.boundary_merges}")
+    typer.echo(f"effective batch {r.effective_batch}")
+    if cfg.dry_run:
+        return
+    typer.echo(f"trained {r.steps} steps in {r.seconds:.1f} s, mean loss {r.train_loss:.4f}; saved to {r.output_dir}")
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

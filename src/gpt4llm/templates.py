@@ -12,6 +12,9 @@ import json
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+IGNORE_INDEX = -100  # label of a token that is not trained (prompt, padding)
 
 TEMPLATE_FILE = "gpt4llm_template.json"
 
@@ -25,11 +28,20 @@ class PromptTemplate:
     """An instruction template with and without an input field."""
 
     name: str
-    prompt_input: str
-    prompt_no_input: str
+    prompt_input: str = ""
+    prompt_no_input: str = ""
 
-    def prompt(self, instruction: str, input: str = "") -> str:
-        """The prompt text; the no-input form is used when ``input`` is missing or ""."""
+    def prompt(self, instruction: str, input: str = "", tokenizer: Any = None) -> str:
+        """The prompt text; the no-input form is used when ``input`` is missing or "".
+
+        The ``chat`` template renders the tokenizer's own chat template (one user turn, then the
+        generation prompt), so it needs the tokenizer.
+        """
+        if self.name == "chat":
+            if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+                raise ValueError("the chat template needs a tokenizer that has a chat template")
+            return tokenizer.apply_chat_template(self.chat_messages(instruction, input), tokenize=False,
+                                                 add_generation_prompt=True)
         if input:
             return self.prompt_input.format_map({"instruction": instruction, "input": input})
         return self.prompt_no_input.format_map({"instruction": instruction})
@@ -42,6 +54,40 @@ class PromptTemplate:
         msgs = [{"role": "system", "content": system}] if system else []
         msgs.append({"role": "user", "content": self.prompt(instruction, input)})
         return msgs
+
+    @staticmethod
+    def chat_messages(instruction: str, input: str = "") -> list[dict]:
+        return [{"role": "user", "content": f"{instruction}\n\n{input}" if input else instruction}]
+
+    def encode(self, tokenizer: Any, instruction: str, input: str, output: str) -> dict[str, Any]:
+        """Token ids and labels of one training example: loss on the target tokens only.
+
+        ``alpaca``: target = output + EOS (PAPER.md section 4). ``chat``: target = the assistant
+        turn as the chat template closes it. Prompt and target are tokenized as ONE sequence and
+        the first len(prompt tokens) labels are masked. When a tokenizer merges tokens across
+        the boundary (the prompt's tokens are then not a prefix of the whole's), the mask would
+        shift: then the prompt and the target are tokenized apart and concatenated, which is
+        also exactly what the model sees when it answers (prompt tokens, then its own tokens).
+        BOS: as many as the tokenizer adds (0 or 1), never two.
+        """
+        if self.name == "chat":
+            prompt = self.prompt(instruction, input, tokenizer)
+            full = tokenizer.apply_chat_template(
+                self.chat_messages(instruction, input) + [{"role": "assistant", "content": output}], tokenize=False)
+            if not full.startswith(prompt):
+                raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
+            target, special, eos = full[len(prompt):], False, []
+        else:
+            prompt, target, special = self.prompt(instruction, input), output, True
+            eos = [tokenizer.eos_token_id]
+        p_ids = _dedupe_bos(tokenizer, tokenizer(prompt, add_special_tokens=special)["input_ids"])
+        ids = _dedupe_bos(tokenizer, tokenizer(prompt + target, add_special_tokens=special)["input_ids"])
+        merged = ids[: len(p_ids)] != p_ids
+        if merged:
+            ids = p_ids + tokenizer(target, add_special_tokens=False)["input_ids"]
+        ids = ids + eos
+        labels = [IGNORE_INDEX] * len(p_ids) + ids[len(p_ids):]
+        return {"input_ids": ids, "labels": labels, "prompt_len": len(p_ids), "boundary_merge": merged}
 
     @property
     def sha256(self) -> str:
@@ -63,10 +109,19 @@ class PromptTemplate:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
 
+def _dedupe_bos(tokenizer: Any, ids: list[int]) -> list[int]:
+    """Drop a second leading BOS (a tokenizer that adds one to a text that already has one)."""
+    bos = tokenizer.bos_token_id
+    while bos is not None and len(ids) > 1 and ids[0] == bos and ids[1] == bos:
+        ids = ids[1:]
+    return ids
+
+
 ALPACA = PromptTemplate(
     name="alpaca",
     prompt_input=_prompt_file("alpaca_input.txt"),
     prompt_no_input=_prompt_file("alpaca_no_input.txt"),
 )
+CHAT = PromptTemplate(name="chat")
 
-TEMPLATES = {"alpaca": ALPACA}
+TEMPLATES = {"alpaca": ALPACA, "chat": CHAT}

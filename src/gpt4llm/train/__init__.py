@@ -1,0 +1,1 @@
+"""Training stages: ``sft`` (the Alpaca recipe) and, later, ``reward``."""

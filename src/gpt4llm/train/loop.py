@@ -1,0 +1,200 @@
+"""The training loop of ``train sft``: transformers' ``Trainer`` with our data, collators and loss.
+
+Kept apart from ``sft.py`` so the reward model can reuse the model-loading, LoRA and saving
+helpers. Heavy imports live here, so ``gpt4llm --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from gpt4llm.errors import UserError
+from gpt4llm.templates import IGNORE_INDEX, PromptTemplate
+
+log = logging.getLogger(__name__)
+
+
+def precision_flags(precision: str) -> dict[str, bool]:
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
+    if precision in ("bf16", "fp16") and not cuda:
+        raise UserError(f"--precision {precision} needs a GPU; use fp32 on the CPU")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def load_model(cfg, tok):
+    """The base model, a pad token if it lacks one, and LoRA adapters if asked."""
+    from transformers import AutoModelForCausalLM
+
+    from gpt4llm.train.sft import model_source
+
+    source, kw = model_source(cfg.model)
+    if cfg.qlora:
+        if not torch.cuda.is_available():
+            raise UserError("--qlora needs a CUDA GPU (bitsandbytes 4-bit); use --lora on the CPU")
+        from transformers import BitsAndBytesConfig
+
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                       bnb_4bit_compute_dtype=torch.bfloat16)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **kw)
+    except Exception as e:
+        raise UserError(f"--model {cfg.model}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    add_pad_token(tok, model)
+    if cfg.gradient_checkpointing:
+        model.config.use_cache = False
+    if cfg.lora or cfg.qlora:
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if cfg.qlora:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                                 target_modules=targets, task_type="CAUSAL_LM"))
+    return model
+
+
+def add_pad_token(tok, model) -> None:
+    """Alpaca's recipe: a missing pad token is added as a new token whose embedding is the mean
+    of the others, so no existing token changes meaning and EOS stays a token to learn."""
+    if tok.pad_token is not None:
+        return
+    tok.add_special_tokens({"pad_token": "[PAD]"})
+    old = model.get_input_embeddings().weight.shape[0]
+    model.resize_token_embeddings(len(tok), mean_resizing=False)
+    with torch.no_grad():
+        for emb in (model.get_input_embeddings(), model.get_output_embeddings()):
+            if emb is not None and emb.weight.shape[0] > old:
+                emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
+    model.config.pad_token_id = tok.pad_token_id
+
+
+class PaddedCollator:
+    """Right-padded micro-batches; pad positions get label -100 and attention 0."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        n = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), n), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(features), n), IGNORE_INDEX, dtype=torch.long)
+        attn = torch.zeros((len(features), n), dtype=torch.long)
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            ids[i, :k] = torch.tensor(f["input_ids"])
+            labels[i, :k] = torch.tensor(f["labels"])
+            attn[i, :k] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+
+def example_mean_loss(logits: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the micro-batch's examples of each example's mean token loss.
+
+    In a packed row, example k's tokens are those after the k-th position id 0.
+    """
+    logits, target = logits[:, :-1].float(), labels[:, 1:]
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX,
+                         reduction="none").view(target.shape)
+    mask = target != IGNORE_INDEX
+    if position_ids is not None:
+        example = (position_ids == 0).cumsum(-1)[:, 1:]
+        example = example + torch.arange(example.shape[0], device=example.device)[:, None] * (example.max() + 1)
+    else:
+        example = torch.arange(target.shape[0], device=target.device)[:, None].expand_as(target)
+    example = example.reshape(-1)[mask.reshape(-1)]
+    n = int(example.max()) + 1 if example.numel() else 1
+    sums = torch.zeros(n, device=ce.device).index_add_(0, example, ce.reshape(-1)[mask.reshape(-1)])
+    counts = torch.zeros(n, device=ce.device).index_add_(0, example, torch.ones_like(example, dtype=torch.float))
+    present = counts > 0
+    return (sums[present] / counts[present]).mean()
+
+
+def make_trainer_class():
+    from transformers import Trainer
+
+    class SFTTrainer(Trainer):
+        loss_norm = "example"
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.loss_norm == "token":
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = example_mean_loss(outputs.logits, labels, inputs.get("position_ids"))
+            return (loss, outputs) if return_outputs else loss
+
+    return SFTTrainer
+
+
+def tokens_per_second_callback():
+    from transformers import TrainerCallback
+
+    class Throughput(TrainerCallback):
+        """Adds trained (non-pad) tokens per second to every log line."""
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t, self.seen = time.perf_counter(), state.num_input_tokens_seen or 0
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            now, seen = time.perf_counter(), state.num_input_tokens_seen or 0
+            if logs is not None and now > self.t:
+                logs["tokens_per_s"] = round((seen - self.seen) / (now - self.t), 1)
+            self.t, self.seen = now, seen
+
+    return Throughput()
+
+
+def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation: int, result) -> None:
+    import datasets
+    from transformers import DataCollatorWithFlattening, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    model = load_model(cfg, tok)
+    args = TrainingArguments(
+        output_dir=str(cfg.output_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.scheduler, warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.per_device_batch, gradient_accumulation_steps=accumulation,
+        max_steps=cfg.max_steps or -1, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed,
+        gradient_checkpointing=cfg.gradient_checkpointing, report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        remove_unused_columns=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
+        disable_tqdm=cfg.quiet, save_only_model=False, **precision_flags(cfg.precision))
+    collator = (DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX) if cfg.packing
+                else PaddedCollator(tok.pad_token_id))
+    Trainer = make_trainer_class()
+    Trainer.loss_norm = cfg.loss_norm
+    trainer = Trainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
+                      data_collator=collator, callbacks=[tokens_per_second_callback()])
+    if cfg.loss_norm == "example":
+        trainer.loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: divide by accumulation
+    last = get_last_checkpoint(str(cfg.output_dir)) if cfg.resume else None
+    try:
+        out = trainer.train(resume_from_checkpoint=last)
+    except torch.OutOfMemoryError as e:
+        raise UserError("out of memory: try --lora, a smaller --per-device-batch (the effective --batch-size "
+                        "stays), --gradient-checkpointing or a shorter --max-length") from e
+    result.steps, result.train_loss = out.global_step, out.training_loss
+    result.log_history = trainer.state.log_history
+    save(cfg, trainer, tok, template)
+
+
+def save(cfg, trainer, tok, template: PromptTemplate) -> None:
+    """The final checkpoint: weights (merged if asked), tokenizer, and the template object."""
+    out = Path(cfg.output_dir)
+    model = trainer.model
+    if (cfg.lora or cfg.qlora) and cfg.merge:
+        model = model.merge_and_unload()
+    if trainer.is_world_process_zero():
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
+        template.save(out)
