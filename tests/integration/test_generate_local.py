@@ -49,28 +49,6 @@ def test_batched_greedy_equals_unbatched_greedy(tmp_path):
     assert outs[1] == outs[4]
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """A 2-layer randomly initialised Llama with the embedded tokenizer, minus its chat template."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-    import torch
-
-    from gpt4llm.backends.local import load_model
-
-    tok, _ = load_model("smollm2-135m-instruct")
-    path = tmp_path_factory.mktemp("tiny")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(path)
-    tok = AutoTokenizer.from_pretrained(str(tok.name_or_path))
-    tok.chat_template = None
-    tok.save_pretrained(path)
-    (path / "chat_template.jinja").unlink(missing_ok=True)
-    return path
-
-
 def test_checkpoint_dir_without_chat_template_gets_the_raw_prompt(tmp_path, tiny_checkpoint):
     src = write_jsonl(tmp_path / "in.jsonl", [{"instruction": "Name a colour."}, {"instruction": "Add.", "input": "2 3"}])
     out = tmp_path / "out.json"

@@ -178,15 +178,19 @@ def run(cfg: SFTConfig) -> SFTResult:
     result = SFTResult(cfg.output_dir, stats, render_example(tok, examples[0]), split)
     if cfg.dry_run:
         return result
-    _check_output_dir(cfg)
-    cfg.output_dir.mkdir(parents=True, exist_ok=True)
-    # Written first, so a killed run can be recognised and resumed.
-    (cfg.output_dir / TRAIN_FILE).write_text(json.dumps({"fingerprint": cfg.fingerprint(), "status": "running"}) + "\n")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun/accelerate, rank 0 owns the files
+    if main_process:
+        _check_output_dir(cfg)
+        cfg.output_dir.mkdir(parents=True, exist_ok=True)
+        # Written first, so a killed run can be recognised and resumed.
+        (cfg.output_dir / TRAIN_FILE).write_text(json.dumps({"fingerprint": cfg.fingerprint(), "status": "running"}) + "\n")
     t0 = time.perf_counter()
     from gpt4llm.train.loop import train
 
     train(cfg, tok, template, examples, accumulation, result)
     result.seconds = time.perf_counter() - t0
+    if not main_process:
+        return result
     meta = {"fingerprint": cfg.fingerprint(), "status": "done", "config": {k: str(v) for k, v in asdict(cfg).items()},
             "data_stats": stats.as_dict(), "effective_batch": split, "steps": result.steps,
             "train_loss": result.train_loss, "seconds": round(result.seconds, 1), "log_history": result.log_history}
