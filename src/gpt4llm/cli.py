@@ -109,7 +109,7 @@ def generate(
 
 def call_lines(c) -> list[str]:
     """The summary lines every model stage prints about its calls."""
-    cost = "" if c.cost_usd is None else f", cost ${c.cost_usd:,.4f} (this run ${c.new_cost_usd:,.4f})"
+    cost = "" if not c.cost_usd else f", cost ${c.cost_usd:,.4f} (this run ${c.new_cost_usd:,.4f})"
     return [f"  model calls: {c.called} made, {c.cached} from the journal",
             f"  tokens: {c.prompt_tokens:,} prompt + {c.completion_tokens:,} completion{cost}",
             f"  time: {c.seconds:.1f} s"]
@@ -195,6 +195,46 @@ def train_sft(
     if cfg.dry_run:
         return
     typer.echo(f"trained {r.steps} steps in {r.seconds:.1f} s, mean loss {r.train_loss:.4f}; saved to {r.output_dir}")
+
+
+@app.command()
+def answer(
+    benchmark: Annotated[str, typer.Option("--benchmark", "--questions", "-b", help="Question set: FastChat question.jsonl, Alpaca file or user-oriented JSONL.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="FastChat answer JSONL.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="local:NAME|PATH (a gpt4llm checkpoint uses its saved template) or openai:MODEL.")] = DEFAULT_MODEL,
+    model_id: Annotated[Optional[str], typer.Option(help="model_id written in the answers (default: the model's name).")] = None,
+    template: Annotated[str, typer.Option(help="auto (the saved template, else chat if the model has one, else alpaca), alpaca or chat.")] = "auto",
+    samples: Annotated[int, typer.Option(min=1, help="Answers per question (for best-of-N).")] = 1,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="Sampling temperature (FastChat's default 0.7).")] = 0.7,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0)] = 1.0,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 512,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N questions.")] = None,
+    journal: Annotated[Optional[Path], typer.Option(help="Journal file (default <output>.journal.sqlite).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="local: prompts per batch.")] = 16,
+    concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = 16,
+    base_url: Annotated[Optional[str], typer.Option(help="openai: endpoint (e.g. a vLLM server of the student).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; call nothing.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Answer a question set with a model, N samples per question if asked (FastChat answer format)."""
+    from gpt4llm.backends.base import GenParams
+    from gpt4llm.calls import Plan
+    from gpt4llm.eval import answer as stage
+
+    cfg = stage.AnswerConfig(questions=benchmark, output=output, model=model, model_id=model_id, template=template,
+                             samples=samples, limit=limit, journal=journal, dry_run=dry_run, quiet=quiet,
+                             params=GenParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed),
+                             backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url))
+    s = stage.run(cfg)
+    if isinstance(s, Plan):
+        typer.echo(plan_text(s, model))
+        return
+    typer.echo("\n".join([f"wrote {s.written} answers to {s.output} (template: {s.template})",
+                          f"  failed: {s.failed}" + (" (listed in the .errors.jsonl file; re-run to retry)" if s.failed else ""),
+                          *call_lines(s.calls)]))
+    if s.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

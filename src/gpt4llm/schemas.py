@@ -92,3 +92,23 @@ class ErrorRecord(BaseModel):
     input: str = ""
     error: str
     attempts: int
+
+
+class Question(BaseModel):
+    """One benchmark question, from any of the formats ``eval.questions`` reads."""
+
+    question_id: int | str
+    instruction: str
+    input: str = ""
+    category: str | None = None
+    reference: str | None = None
+
+
+class FastChatAnswer(BaseModel):
+    """FastChat's answer format (``question_id, answer_id, model_id, text``) plus our ``meta``."""
+
+    question_id: int | str
+    answer_id: str
+    model_id: str
+    text: str
+    meta: dict[str, Any] = {}

@@ -1,0 +1,1 @@
+"""Evaluation stages: ``answer`` (benchmark answers), and later ``judge``, ``rouge``, ``human``, ``rank``."""
