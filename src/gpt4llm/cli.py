@@ -170,6 +170,7 @@ def train_sft(
     seed: Annotated[int, typer.Option()] = 42,
     logging_steps: Annotated[int, typer.Option(min=1)] = 10,
     report_to: Annotated[str, typer.Option(help="none, tensorboard or wandb.")] = "none",
+    deepspeed: Annotated[Optional[str], typer.Option(help="DeepSpeed JSON, e.g. configs/deepspeed/zero3_offload.json.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Prepare data, print token statistics, train nothing.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -183,7 +184,7 @@ def train_sft(
                         gradient_checkpointing=gradient_checkpointing, precision=precision, lora=lora, lora_r=lora_r,
                         lora_alpha=lora_alpha, lora_dropout=lora_dropout, lora_targets=lora_targets, qlora=qlora,
                         merge=merge, save_steps=save_steps, resume=resume, overwrite=overwrite, max_steps=max_steps,
-                        limit=limit, seed=seed, logging_steps=logging_steps, report_to=report_to, dry_run=dry_run,
+                        limit=limit, seed=seed, logging_steps=logging_steps, report_to=report_to, dry_run=dry_run, deepspeed=deepspeed,
                         quiet=quiet)
     r = sft.run(cfg)
     st = r.stats

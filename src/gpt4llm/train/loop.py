@@ -168,7 +168,7 @@ def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation
         gradient_checkpointing=cfg.gradient_checkpointing, report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         remove_unused_columns=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
-        disable_tqdm=cfg.quiet, save_only_model=False,
+        disable_tqdm=cfg.quiet, save_only_model=False, deepspeed=cfg.deepspeed,
         # On a machine without CUDA, say so: accelerate then runs torchrun/accelerate-launched
         # processes as multi-CPU DDP (gloo) instead of as independent copies.
         use_cpu=not torch.cuda.is_available(), **precision_flags(cfg.precision))

@@ -93,6 +93,8 @@ class SFTConfig:
     logging_steps: int = 10
     report_to: str = "none"
     """none, tensorboard or wandb (when installed)."""
+    deepspeed: str | None = None
+    """A DeepSpeed JSON config (e.g. configs/deepspeed/zero3_offload.json, the paper's ZeRO-3 offload)."""
     dry_run: bool = False
     """Prepare the data, print token statistics, train nothing."""
     quiet: bool = False
@@ -161,6 +163,8 @@ def _check_output_dir(cfg: SFTConfig) -> None:
 def run(cfg: SFTConfig) -> SFTResult:
     if cfg.template not in TEMPLATES:
         raise UserError(f"--template {cfg.template}: use one of {', '.join(TEMPLATES)}")
+    if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
+        raise UserError(f"--deepspeed {cfg.deepspeed}: file not found")
     if cfg.loss_norm not in ("example", "token"):
         raise UserError(f"--loss-norm {cfg.loss_norm}: use example or token")
     template = TEMPLATES[cfg.template]
