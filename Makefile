@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(DEV): $(STAMP)
-	$(PIP) -e ".[dev]"
+	$(PIP) -e ".[train,dev]"
 	touch $@
 
 demo: $(STAMP)
