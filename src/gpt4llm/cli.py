@@ -238,6 +238,114 @@ def answer(
         raise typer.Exit(1)
 
 
+compare_app = typer.Typer(help="Score K models' responses with a judge (the paper's comparison data).")
+app.add_typer(compare_app, name="compare")
+
+
+@compare_app.callback(invoke_without_command=True)
+def compare(
+    ctx: typer.Context,
+    instructions: Annotated[Optional[str], typer.Option("--instructions", "-i", help="The prompts: Alpaca records or FastChat questions.")] = None,
+    responses: Annotated[Optional[list[str]], typer.Option("--responses", "-r", help="A response file per source (give 2 or more times).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Comparison file (v2 format).")] = None,
+    judge: Annotated[str, typer.Option(help="The judge model.")] = DEFAULT_MODEL,
+    source_names: Annotated[Optional[str], typer.Option(help="Comma-separated names of the sources, in --responses order.")] = None,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Score what is there when a source lacks prompts.")] = False,
+    max_reasks: Annotated[int, typer.Option(min=0, help="Re-ask the judge when its first line has no valid score.")] = 2,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="Judge temperature (not published; Vicuna's reviewer: 0.2).")] = 0.2,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Judge max tokens.")] = 1024,
+    journal: Annotated[Optional[Path], typer.Option(help="Journal file (default <output>.journal.sqlite).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="local: prompts per batch.")] = 16,
+    concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = 16,
+    base_url: Annotated[Optional[str], typer.Option(help="openai: endpoint.")] = None,
+    max_usd: Annotated[Optional[float], typer.Option(help="Budget cap for the judge (exit 3 when reached).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Score each response on its own, 1-10, with the paper's rating prompt; write v2 + a quality report."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from gpt4llm import compare as stage
+    from gpt4llm.backends.base import GenParams
+
+    if not instructions or not responses or not output:
+        raise typer.BadParameter("compare needs --instructions, --responses (2 or more) and --output")
+    cfg = stage.CompareConfig(instructions=instructions, responses=responses, output=output, judge=judge,
+                              source_names=source_names.split(",") if source_names else None,
+                              allow_missing=allow_missing, max_reasks=max_reasks, journal=journal, quiet=quiet,
+                              params=GenParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens),
+                              max_usd=max_usd,
+                              backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url))
+    s = stage.run(cfg)
+    typer.echo(report_text(s.report))
+    typer.echo(f"wrote {s.written} comparisons to {s.output}; report {s.output}.report.json; figure "
+               + ", ".join(str(p) for p in s.figure))
+    if s.calls is not None:
+        typer.echo("\n".join(call_lines(s.calls)))
+    if s.call_failures:
+        raise typer.Exit(1)
+
+
+def report_text(report: dict) -> str:
+    lines = ["source                     n     mean  median  most common (share)"]
+    for name, r in report["sources"].items():
+        lines.append(f"{name[:24]:<24} {r['n']:>6} {r['mean']:>8.2f} {r['median']:>7g}  {r['most_common_score']:g} "
+                     f"({r['most_common_share']:.1%})")
+    for key in ("identical_responses_removed", "ties", "parse_failures", "call_failures",
+                "prompts_skipped_fewer_than_2_scored"):
+        if key in report:
+            lines.append(f"{key.replace('_', ' ')}: {report[key]}")
+    return "\n".join(lines)
+
+
+@compare_app.command("export")
+def compare_export(
+    input: Annotated[str, typer.Option("--input", "-i", help="Comparison v2 file (ours or the released comparison_data_v2.json).")],
+    to: Annotated[str, typer.Option("--to", help="trl (prompt, chosen, rejected, margin) or gpt4llm-v1.")],
+    output: Annotated[Path, typer.Option("--output", "-o")],
+) -> None:
+    """All C(K,2) preference pairs with s_l < s_h; ties and identical texts give no pair (counted)."""
+    from gpt4llm import pairs
+
+    st = pairs.export(input, to, output)
+    typer.echo(f"wrote {st.pairs} pairs from {st.prompts} prompts to {output}; ties {st.ties}, identical texts "
+               f"{st.identical}, prompts without a pair {st.prompts_without_pairs}")
+
+
+@compare_app.command("report")
+def compare_report(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")],
+    input: Annotated[Optional[str], typer.Option("--input", "-i", help="Comparison v2 file.")] = None,
+    scores: Annotated[Optional[Path], typer.Option(help="A JSON dict of score lists per source (the paper's cmp_data_scores.json).")] = None,
+) -> None:
+    """The quality report and score-KDE figure of a comparison file or a dict of score lists."""
+    import json
+
+    from gpt4llm import compare as stage
+    from gpt4llm import pairs, plots
+    from gpt4llm.errors import UserError
+    from gpt4llm.io import write_json
+
+    if bool(input) == bool(scores):
+        raise UserError("compare report: give exactly one of --input or --scores")
+    if scores:
+        try:
+            per_source = json.loads(scores.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"{scores}: not a readable JSON file ({e})") from e
+        if not isinstance(per_source, dict) or not all(isinstance(v, list) for v in per_source.values()):
+            raise UserError(f"{scores}: expected a JSON object of score lists per source")
+    else:
+        per_source = {}
+        for c in pairs.load_comparisons(input):
+            for x in c.responses_and_scores:
+                per_source.setdefault(x.source, []).append(x.score)
+    report = stage.score_report(per_source)
+    write_json(output_dir / "score_report.json", report)
+    figs = plots.score_kde(per_source, output_dir / "score_distribution")
+    typer.echo(report_text(report))
+    typer.echo("wrote " + ", ".join(str(p) for p in [output_dir / "score_report.json", *figs]))
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

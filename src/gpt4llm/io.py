@@ -224,3 +224,9 @@ def write_records(path: str | Path, records: Iterable[dict], fmt: str | None = N
                     f.write(json.dumps(r, ensure_ascii=False))
                     f.write("\n")
     return len(records)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """One JSON document (a report, a summary), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -117,10 +117,15 @@ class OpenAIBackend(Backend):
                 raise UserError("--api-version is for Azure OpenAI: also give --base-url "
                                 "https://RESOURCE.openai.azure.com (or AZURE_OPENAI_ENDPOINT)")
             # The model name is the Azure deployment name.
-            self.client = openai.AsyncAzureOpenAI(api_key=key, azure_endpoint=self.base_url,
-                                                  api_version=api_version, timeout=timeout, max_retries=0)
+            self._make_client = lambda: openai.AsyncAzureOpenAI(
+                api_key=key, azure_endpoint=self.base_url, api_version=api_version, timeout=timeout, max_retries=0)
         else:
-            self.client = openai.AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=timeout, max_retries=0)
+            self._make_client = lambda: openai.AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=timeout,
+                                                           max_retries=0)
+        # A client per run: its connections belong to that run's event loop (stages such as
+        # compare make several runs with one backend).
+        self.client = None
+        self.timeout = timeout
         self.concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
         self.max_retries, self.retry_backoff = max_retries, retry_backoff
         self.budget = None  # a pricing.Budget, set by calls.run_calls when --max-usd is given
@@ -133,10 +138,14 @@ class OpenAIBackend(Backend):
                 "rpm": self.rpm, "tpm": self.tpm}
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
 
     async def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
         self.limiter = AdaptiveLimiter(self.concurrency, self.rpm, self.tpm)
+        if self.client is None:
+            self.client = self._make_client()
         # Workers pull from a queue instead of one task per request: 52K pending tasks would
         # cost memory and scheduler time for nothing.
         queue: asyncio.Queue = asyncio.Queue()
@@ -245,7 +254,7 @@ class OpenAIBackend(Backend):
         except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
             return Result(error=_reason(e))  # this request is wrong; retrying will not help
         except openai.APITimeoutError as e:
-            raise _Retry(f"timeout after {self.client.timeout} s") from e
+            raise _Retry(f"timeout after {self.timeout} s") from e
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e
             # Refused or unresolvable (ConnectError) means nothing is there; a dropped

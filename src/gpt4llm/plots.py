@@ -1,0 +1,47 @@
+"""Figures in the paper's style (matplotlib, Agg: no display needed). Each saves PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, stem: str | Path) -> list[Path]:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    _plt().close(fig)
+    return paths
+
+
+def score_kde(scores: dict[str, list[float]], stem: str | Path, title: str = "Score distribution per source") -> list[Path]:
+    """The paper's comparison-score figure: a Gaussian KDE (Scott's bandwidth) per source on 0-10."""
+    import numpy as np
+    from scipy.stats import gaussian_kde
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = np.linspace(0, 10.5, 600)
+    for name, values in scores.items():
+        v = np.asarray(values, dtype=float)
+        if len(v) < 2 or np.ptp(v) == 0:  # a KDE needs spread; show a single value as a spike
+            ax.axvline(v[0] if len(v) else 0, label=f"{name} (n={len(v)})", linewidth=2)
+            continue
+        ax.plot(xs, gaussian_kde(v)(xs), label=f"{name} (n={len(v):,}, mean {v.mean():.2f})", linewidth=2)
+        ax.fill_between(xs, gaussian_kde(v)(xs), alpha=0.15)
+    ax.set_xlabel("score")
+    ax.set_ylabel("density")
+    ax.set_xlim(0, 10.5)
+    ax.set_title(title)
+    ax.legend(frameon=False)
+    return save(fig, stem)
