@@ -346,6 +346,70 @@ def compare_report(
     typer.echo("wrote " + ", ".join(str(p) for p in [output_dir / "score_report.json", *figs]))
 
 
+@train_app.command("rm")
+def train_rm(
+    data: Annotated[str, typer.Option("--data", "-d", help="Comparisons: gpt4llm compare output or comparison_data_v2.json.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Backbone causal LM (the paper: OPT-1.3B).")] = DEFAULT_MODEL,
+    epochs: Annotated[float, typer.Option(min=0.0)] = 1.0,
+    learning_rate: Annotated[float, typer.Option("--lr", min=0.0, help="Not published; 1e-5 default.")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Prompts (with all K responses) per optimizer step.")] = 8,
+    per_device_batch: Annotated[int, typer.Option(min=1)] = 4,
+    max_length: Annotated[int, typer.Option(min=8)] = 512,
+    margin: Annotated[float, typer.Option(min=0.0, help="Score-gap margin scale (0 = the paper's loss).")] = 0.0,
+    pointwise: Annotated[bool, typer.Option("--pointwise", help="Regress the 1-10 score instead of pairs.")] = False,
+    eval_split: Annotated[float, typer.Option(min=0.0, max=0.99, help="Held-out share of prompts.")] = 0.1,
+    lora: Annotated[bool, typer.Option("--lora")] = False,
+    lora_r: Annotated[int, typer.Option(min=1)] = 16,
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    precision: Annotated[str, typer.Option()] = "auto",
+    save_steps: Annotated[int, typer.Option(min=1)] = 200,
+    resume: Annotated[bool, typer.Option("--resume")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    max_steps: Annotated[Optional[int], typer.Option(min=1)] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+    seed: Annotated[int, typer.Option()] = 42,
+    logging_steps: Annotated[int, typer.Option(min=1)] = 10,
+    quiet: Quiet = False,
+) -> None:
+    """Train a reward model K-wise on scored comparisons (each response encoded once per step)."""
+    from gpt4llm.train import reward
+
+    cfg = reward.RMConfig(data=data, output_dir=output_dir, model=model, epochs=epochs, learning_rate=learning_rate,
+                          batch_size=batch_size, per_device_batch=per_device_batch, max_length=max_length, margin=margin,
+                          pointwise=pointwise, eval_split=eval_split, lora=lora, lora_r=lora_r,
+                          gradient_checkpointing=gradient_checkpointing, precision=precision, save_steps=save_steps,
+                          resume=resume, overwrite=overwrite, max_steps=max_steps, limit=limit, seed=seed,
+                          logging_steps=logging_steps, quiet=quiet)
+    r = reward.run(cfg)
+    typer.echo(f"data: {r.groups} prompts, {r.pairs} pairs (ties {r.ties} give none), truncated {r.truncated}; "
+               f"effective batch {r.effective_batch}")
+    m = r.metrics
+    if m:
+        typer.echo(f"held out: pairwise accuracy {m['pairwise_accuracy']:.3f} on {m['pairs']} pairs "
+                   f"({m['ties_excluded']} ties excluded), Spearman {m['spearman']:.3f}, mean reward gap {m['reward_gap_mean']:.3f}")
+    typer.echo(f"trained {r.steps} steps in {r.seconds:.1f} s; saved to {r.output_dir}")
+
+
+@app.command()
+def rank(
+    reward_model: Annotated[Path, typer.Option("--reward-model", "-r", help="A checkpoint from gpt4llm train rm.")],
+    input: Annotated[str, typer.Option("--input", "-i", help="Answers with N samples per question (answer --samples N).")],
+    output: Annotated[Path, typer.Option("--output", "-o")],
+    questions: Annotated[Optional[str], typer.Option(help="The question set, if the answers lack their instruction.")] = None,
+    select: Annotated[Optional[str], typer.Option(help="best: the top-ranked answer per question (the paper's R1).")] = None,
+    group: Annotated[Optional[int], typer.Option(min=1, help="k: the rank-k answer per question.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+) -> None:
+    """Score sampled answers with a reward model: reward and rank per answer, best-of-N, ranking groups."""
+    from gpt4llm.eval import rank as stage
+
+    s = stage.run(stage.RankConfig(reward_model=reward_model, input=input, output=output, questions=questions,
+                                   select=select, group=group, batch_size=batch_size))
+    typer.echo(f"ranked {s['answers']} answers to {s['questions']} questions ({s['samples_per_question']} per question); "
+               f"wrote {s['written']} to {output}")
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

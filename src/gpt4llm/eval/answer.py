@@ -111,7 +111,7 @@ def run(cfg: AnswerConfig) -> AnswerSummary | Plan:
         if e is None or not e.ok:
             errors.append({"question_id": q.question_id, "sample": k, "error": e.error if e else "not run"})
             continue
-        meta = {"sample": k, "template": template.name, "params": cfg.params.as_dict(), "finish_reason": e.finish_reason,
+        meta = {"sample": k, "instruction": q.instruction, "input": q.input, "template": template.name, "params": cfg.params.as_dict(), "finish_reason": e.finish_reason,
                 "usage": {"prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens},
                 "model": f"{backend.kind}:{backend.model}"}
         if q.category:
