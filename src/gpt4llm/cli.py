@@ -410,6 +410,64 @@ def rank(
                f"wrote {s['written']} to {output}")
 
 
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate as the paper did: LLM judge, ROUGE by length, human HHH.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("judge")
+def eval_judge(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Reviews (FastChat format); summary to <output>.summary.json.")],
+    questions: Annotated[Optional[str], typer.Option("--questions", "-q", help="FastChat question.jsonl (categories choose the prompt).")] = None,
+    answers: Annotated[Optional[list[str]], typer.Option("--answers", "-a", help="Answers of an evaluated model (repeat for several).")] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", "-r", help="Answers of the reference model (Assistant 2).")] = None,
+    judge: Annotated[str, typer.Option(help="The judge model (the paper: GPT-4).")] = DEFAULT_MODEL,
+    orders: Annotated[str, typer.Option(help="both (default; averaged, with flip rate) or paper (model first only).")] = "both",
+    max_reasks: Annotated[int, typer.Option(min=0)] = 2,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0, help="Vicuna's reviewer: 0.2.")] = 0.2,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Vicuna's reviewer: 1024.")] = 1024,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing")] = False,
+    import_reviews: Annotated[Optional[str], typer.Option(help="Summarize an existing FastChat review file instead.")] = None,
+    journal: Annotated[Optional[Path], typer.Option()] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    concurrency: Annotated[int, typer.Option(min=1)] = 16,
+    base_url: Annotated[Optional[str], typer.Option()] = None,
+    max_usd: Annotated[Optional[float], typer.Option()] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Judge answers against a reference with Vicuna's reviewer; the paper's score sums and ratio."""
+    from gpt4llm.backends.base import GenParams
+    from gpt4llm.eval import judge as stage
+    from gpt4llm.io import write_json
+
+    if import_reviews:
+        s = stage.import_reviews(import_reviews, questions)
+        write_json(Path(f"{output}.summary.json"), {"models": {Path(import_reviews).stem: s}})
+        typer.echo(judge_text(Path(import_reviews).stem, s))
+        return
+    if not (questions and answers and reference):
+        raise typer.BadParameter("eval judge needs --questions, --answers and --reference (or --import-reviews)")
+    cfg = stage.JudgeConfig(questions=questions, answers=answers, reference=reference, output=output, judge=judge,
+                            orders=orders, max_reasks=max_reasks, allow_missing=allow_missing, journal=journal,
+                            params=GenParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens), quiet=quiet,
+                            max_usd=max_usd, backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url))
+    s = stage.run(cfg)
+    for model_id, summary in s.summaries.items():
+        typer.echo(judge_text(model_id, summary))
+    typer.echo(f"wrote reviews to {s.output}, summary to {s.output}.summary.json, chart " + ", ".join(map(str, s.figure)))
+    if s.calls is not None:
+        typer.echo("\n".join(call_lines(s.calls)))
+
+
+def judge_text(model_id: str, s: dict) -> str:
+    ci = s.get("ratio_ci95")
+    ratio = "n/a" if s["ratio_percent"] is None else f"{s['ratio_percent']:.1f}%"
+    lines = [f"{model_id} vs {s.get('reference', 'reference')}: {s['model_score_sum']:g} : {s['reference_score_sum']:g} = {ratio}"
+             + (f" (95% CI {ci[0]:.1f}-{ci[1]:.1f})" if ci else ""),
+             f"  wins/ties/losses {s['wins']}/{s['ties']}/{s['losses']} over {s['scored']} questions; "
+             f"parse failures {s['parse_failures']}" + (f"; flip rate {s['flip_rate']:.1%}" if s.get("flip_rate") is not None else "")]
+    return "\n".join(lines)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

@@ -17,7 +17,7 @@ def _plt():
 def save(fig, stem: str | Path) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     _plt().close(fig)
@@ -44,4 +44,22 @@ def score_kde(scores: dict[str, list[float]], stem: str | Path, title: str = "Sc
     ax.set_xlim(0, 10.5)
     ax.set_title(title)
     ax.legend(frameon=False)
+    return save(fig, stem)
+
+
+def judge_bars(summaries: dict[str, dict], stem: str | Path, reference: str) -> list[Path]:
+    """The paper's judge chart: one horizontal bar per model, its score sum as a percentage of the
+    reference's, labelled "a : b" (e.g. LLaMA-GPT4 606 : 726.5 = 83%)."""
+    plt = _plt()
+    names = list(summaries)
+    ratios = [summaries[n]["ratio_percent"] for n in names]
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(names) + 1.2))
+    bars = ax.barh(names, ratios, color="#4c72b0")
+    for bar, n in zip(bars, names):
+        s = summaries[n]
+        ax.text(bar.get_width() + 1, bar.get_y() + bar.get_height() / 2,
+                f"{s['model_score_sum']:g} : {s['reference_score_sum']:g}  ({s['ratio_percent']:.0f}%)", va="center")
+    ax.set_xlabel(f"score relative to {reference} (%)")
+    ax.set_xlim(0, max(ratios + [100]) * 1.35)
+    ax.invert_yaxis()
     return save(fig, stem)

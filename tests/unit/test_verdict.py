@@ -1,0 +1,93 @@
+"""Vicuna's reviewer protocol: prompts byte-exact, the verdict parser (>= 40 cases), the summary maths."""
+
+import json
+
+import pytest
+
+from support import DATA
+
+from gpt4llm.eval.judge import summarize_reviews
+from gpt4llm.eval.verdict import parse_verdict, review_messages, summarize
+
+PROMPTS = {d["prompt_id"]: d for d in map(json.loads, (DATA / "vicuna-eval-2023" / "prompt.jsonl").read_text().splitlines())}
+
+
+@pytest.mark.parametrize("category, pid", [("generic", 1), ("knowledge", 1), ("writing", 1), ("fermi", 1),
+                                           ("coding", 2), ("math", 3), (None, 1)])
+def test_reviewer_prompt_is_byte_exact_for_each_category(category, pid):
+    msgs, got = review_messages(category, "Q {x}?", "A1", "A2")
+    p = PROMPTS[pid]
+    assert got == pid
+    assert msgs[0] == {"role": "system", "content": "You are a helpful and precise assistant for checking the quality of the answer."}
+    expected = (f"[Question]\nQ {{x}}?\n\n[The Start of Assistant 1's Answer]\nA1\n\n[The End of Assistant 1's Answer]\n\n"
+                f"[The Start of Assistant 2's Answer]\nA2\n\n[The End of Assistant 2's Answer]\n\n[System]\n{p['defaults']['prompt']}\n\n")
+    assert msgs[1] == {"role": "user", "content": expected}
+    assert msgs[1]["content"] == p["prompt_template"].format(question="Q {x}?", answer_1="A1", answer_2="A2", **p["defaults"])
+
+
+ACCEPT = [
+    ("8 9", [8, 9]), ("8, 9", [8, 9]), ("8,9", [8, 9]), ("8.5 9", [8.5, 9]), ("(8, 9)", [8, 9]), ("(8.5, 7.0)", [8.5, 7]),
+    ("Assistant 1: 8 Assistant 2: 9", [8, 9]), ("Assistant 1: 8, Assistant 2: 9", [8, 9]),
+    ("assistant 1 - 7; assistant 2 - 10", [7, 10]), ("**8** **9**", [8, 9]), ("**8 9**", [8, 9]), ("`(6, 8)`", [6, 8]),
+    ("8/10 9/10", [8, 9]), ("10 10", [10, 10]), ("1 1", [1, 1]), ("9 8\nAssistant 1 was better.", [9, 8]),
+    ("\n\n7 6", [7, 6]), ("[8, 9]", [8, 9]), ("8\t9", [8, 9]), ("Scores: 8 9", [8, 9]), ("8 and 9", [8, 9]),
+    ("Assistant 1's score: 6, Assistant 2's score: 9", [6, 9]),
+]
+REFUSE = [
+    ("", "empty"), ("8", "found 1"), ("8 9 10", "found 3"), ("Assistant 1 is better.", "found 0"),
+    ("Both answers are good", "found 0"), ("0 9", "outside"), ("8 11", "outside"), ("85 90", "outside"),
+    ("The scores are eight and nine", "found 0"), ("(8, 9, 7)", "found 3"), ("8 9 out of 10 each", "found 3"),
+    ("-", "found 0"), ("Assistant 1: N/A Assistant 2: 9", "found 1"), ("1 2 3 4", "found 4"),
+    ("Score: 7/10", "found 1"), ("8-9 9", "found 3"), ("I cannot judge this.", "found 0"),
+    ("*", "found 0"), ("100 90", "outside"),
+]
+
+
+@pytest.mark.parametrize("text, scores", ACCEPT)
+def test_verdicts_accepted(text, scores):
+    assert parse_verdict(text) == ([float(x) for x in scores], "ok")
+
+
+@pytest.mark.parametrize("text, why", REFUSE)
+def test_verdicts_refused_with_a_reason(text, why):
+    s, reason = parse_verdict(text)
+    assert s is None and why in reason
+
+
+def test_forty_verdict_cases():
+    assert len(ACCEPT) + len(REFUSE) >= 40
+
+
+def rows(*pairs, cats=None):
+    return [{"question_id": i, "category": (cats or {}).get(i), "model": m, "reference": r,
+             "orders": [(m, r)] if m is not None else []} for i, (m, r) in enumerate(pairs)]
+
+
+def test_summary_sums_ratio_outcomes_and_failures():
+    s = summarize(rows((8, 9), (9, 7), (6, 6), (None, None), cats={0: "math", 1: "math", 2: "writing"}))
+    assert (s["model_score_sum"], s["reference_score_sum"]) == (23, 22)
+    assert s["ratio_percent"] == pytest.approx(100 * 23 / 22)
+    assert (s["wins"], s["ties"], s["losses"], s["parse_failures"], s["scored"]) == (1, 1, 1, 1, 3)
+    assert s["per_category"]["math"] == {"n": 2, "model_score_sum": 17, "reference_score_sum": 16, "ratio_percent": pytest.approx(106.25)}
+
+
+def test_bootstrap_interval_brackets_the_ratio_and_narrows_with_more_questions():
+    small = summarize(rows(*[(7, 8), (9, 8), (6, 9), (8, 8)] * 5))
+    big = summarize(rows(*[(7, 8), (9, 8), (6, 9), (8, 8)] * 80))
+    for s in (small, big):
+        lo, hi = s["ratio_ci95"]
+        assert lo < s["ratio_percent"] < hi
+    assert big["ratio_ci95"][1] - big["ratio_ci95"][0] < small["ratio_ci95"][1] - small["ratio_ci95"][0]
+    assert summarize(rows((8, 9), (8, 9), (8, 9)))["ratio_ci95"] == pytest.approx([100 * 8 / 9] * 2)
+
+
+def test_both_orders_average_and_flip_rate():
+    reviews = []
+    for q, (first, second) in enumerate([((8, 9), (9, 8)), ((9, 6), (5, 9)), ((7, 7), (7, 7)), ((6, 8), (7, 8))]):
+        reviews.append({"question_id": q, "score": list(first), "meta": {"order": "model_first"}})
+        reviews.append({"question_id": q, "score": list(second), "meta": {"order": "reference_first"}})
+    s = summarize_reviews(reviews)
+    # model: (8+8)/2, (9+9)/2, 7, (6+8)/2 ; reference: (9+9)/2, (6+5)/2, 7, (8+7)/2
+    assert s["model_score_sum"] == pytest.approx(8 + 9 + 7 + 7) and s["reference_score_sum"] == pytest.approx(9 + 5.5 + 7 + 7.5)
+    # q0: loss/loss, q1: win/win, q2: tie/tie, q3: loss/win -> one flip in four
+    assert s["flip_rate"] == 0.25 and s["flips"] == 1
