@@ -468,6 +468,28 @@ def judge_text(model_id: str, s: dict) -> str:
     return "\n".join(lines)
 
 
+@eval_app.command("rouge")
+def eval_rouge(
+    predictions: Annotated[list[str], typer.Option("--predictions", "-p", help="A model's answers (FastChat or Alpaca); repeat per model.")],
+    references: Annotated[str, typer.Option("--references", "-r", help="Ground truth: Alpaca with label/output, or Unnatural Instructions core format.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Result table (JSON, the paper's format); chart beside it.")],
+    reference_model: Annotated[Optional[str], typer.Option(help="Model the chart's differences are measured against.")] = None,
+    reference_field: Annotated[Optional[str], typer.Option(help="Field holding the ground truth (default: label, reference, output).")] = None,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing")] = False,
+) -> None:
+    """ROUGE-1/2/L F of answers against the ground truth, by ground-truth length (0-2, 3-5, 6-10, >10, all)."""
+    from gpt4llm.eval import rouge as stage
+
+    r = stage.run(stage.RougeConfig(predictions=predictions, references=references, output=output,
+                                    reference_model=reference_model, reference_field=reference_field,
+                                    allow_missing=allow_missing))
+    typer.echo(f"{'model':<24} {'length':>7} {'N':>6} {'rouge1':>7} {'rouge2':>7} {'rougeL':>7}")
+    for row in r["table"]:
+        vals = " ".join(f"{row[m]:7.4f}" if row[m] is not None else "      -" for m in ("rouge1", "rouge2", "rougeL"))
+        typer.echo(f"{row['Model'][:24]:<24} {row['Length']:>7} {row['NumInstance']:>6} {vals}")
+    typer.echo(f"wrote {output} and " + ", ".join(map(str, r["figure"])))
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

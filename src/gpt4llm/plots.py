@@ -63,3 +63,33 @@ def judge_bars(summaries: dict[str, dict], stem: str | Path, reference: str) -> 
     ax.set_xlim(0, max(ratios + [100]) * 1.35)
     ax.invert_yaxis()
     return save(fig, stem)
+
+
+def rouge_buckets(table: list[dict], stem: str | Path, reference_model: str, metric: str = "rougeL") -> list[Path]:
+    """The paper's ROUGE-L chart: groups by ground-truth length, a bar per model, each labelled
+    with its difference to the reference model."""
+    import numpy as np
+
+    plt = _plt()
+    buckets = list(dict.fromkeys(r["Length"] for r in table))
+    models = list(dict.fromkeys(r["Model"] for r in table))
+    val = {(r["Model"], r["Length"]): r[metric] for r in table}
+    n = {r["Length"]: r["NumInstance"] for r in table if r["Model"] == reference_model}
+    x = np.arange(len(buckets))
+    w = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(1.6 * len(buckets) + 2, 3.8))
+    for i, m in enumerate(models):
+        ys = [val.get((m, b)) or 0 for b in buckets]
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * w, ys, w, label=m)
+        if m != reference_model:
+            for bar, b in zip(bars, buckets):
+                if val.get((m, b)) is not None and val.get((reference_model, b)) is not None:
+                    d = val[(m, b)] - val[(reference_model, b)]
+                    ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.005, f"{d:+.3f}",
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [f"{b}\n(N={n.get(b, 0):,})" for b in buckets])
+    ax.set_xlabel("ground-truth length (words)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by answer length (differences vs {reference_model})")
+    ax.legend(frameon=False, fontsize=8)
+    return save(fig, stem)
