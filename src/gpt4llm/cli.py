@@ -490,6 +490,31 @@ def eval_rouge(
     typer.echo(f"wrote {output} and " + ", ".join(map(str, r["figure"])))
 
 
+bench_app = typer.Typer(no_args_is_help=True, help="Named benchmarks: vicuna80, user-oriented-252, unnatural-instructions.")
+app.add_typer(bench_app, name="benchmarks")
+
+
+@bench_app.command("list")
+def benchmarks_list() -> None:
+    """The named benchmarks and whether each is in the cache."""
+    from gpt4llm.eval import benchmarks as b
+
+    for x in b.BENCHMARKS.values():
+        here = (b.cache_dir() / x.filename).is_file()
+        typer.echo(f"{x.name:<24} {'cached' if here else 'not cached':<11} {x.description}")
+
+
+@bench_app.command("download")
+def benchmarks_download(
+    name: Annotated[str, typer.Argument(help="vicuna80, user-oriented-252 or unnatural-instructions.")],
+    path: Annotated[Optional[str], typer.Option(help="Take the file from here instead of the network (checked the same way).")] = None,
+) -> None:
+    """Download a benchmark into the cache (checksum-checked), or install it from --path."""
+    from gpt4llm.eval import benchmarks as b
+
+    typer.echo(f"{name}: {b.download(name, path)}")
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

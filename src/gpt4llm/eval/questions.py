@@ -31,6 +31,10 @@ def _question(row: dict, where: str) -> Question:
 
 
 def load_questions(source: str) -> list[Question]:
+    """A question file, or a named benchmark from the cache (``gpt4llm benchmarks``)."""
+    from gpt4llm.eval.benchmarks import resolve
+
+    source = resolve(source)
     questions, seen = [], {}
     for row in io.read_rows(source):
         if not isinstance(row.data, dict):
