@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEV    := $(VENV)/.dev-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO   ?= demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean browser
 
 install: $(STAMP)
 
@@ -31,7 +31,14 @@ $(DEV): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/gpt4llm generate --input seeds --output $(DEMO)/seed_answers.jsonl --max-tokens 256
 
-test: $(DEV)
+# Debian's Chromium for the browser tests (driven by Playwright; never `playwright install`).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "note: /usr/bin/chromium is missing and cannot be installed here (needs root and apt-get); browser tests will be skipped"; fi
+
+test: $(DEV) browser
 	$(BIN)/python -m pytest tests
 
 bench: $(DEV)

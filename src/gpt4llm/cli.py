@@ -515,6 +515,46 @@ def benchmarks_download(
     typer.echo(f"{name}: {b.download(name, path)}")
 
 
+human_app = typer.Typer(no_args_is_help=True, help="The paper's human evaluation (HHH) on a local web page.")
+eval_app.add_typer(human_app, name="human")
+
+
+@human_app.command("serve")
+def human_serve(
+    pairs: Annotated[str, typer.Option("--pairs", "-p", help="JSONL rows {id, instruction, input, a: {model, text}, b: {model, text}}.")],
+    db: Annotated[Path, typer.Option(help="SQLite file of the judgments (resumable).")] = Path("human_eval.sqlite"),
+    annotators: Annotated[int, typer.Option(min=1, help="Access tokens to create; their links are printed.")] = 1,
+    host: Annotated[str, typer.Option(help="Bind address (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8080,
+) -> None:
+    """Serve the annotation page: two anonymized responses, A / B / tie for Helpfulness, Honesty, Harmlessness."""
+    import uvicorn
+
+    from gpt4llm.eval import human
+
+    links = human.prepare(db, human.load_pairs(pairs), annotators)
+    for name, token in links:
+        typer.echo(f"{name}: http://{host}:{port}/login?token={token}")
+    uvicorn.run(human.create_app(db), host=host, port=port, log_level="warning")
+
+
+@human_app.command("results")
+def human_results(
+    db: Annotated[Path, typer.Option(help="The judgments database.")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("human_eval"),
+) -> None:
+    """Win / lose / tie per criterion, Fleiss' kappa, and the paper's three pie charts."""
+    from gpt4llm.eval import human
+
+    r = human.results(db, output_dir)
+    for title, c in r.per_criterion.items():
+        k = r.agreement[title]["fleiss_kappa"]
+        typer.echo(f"{title:<13} win {c['win_percent']:5.1f}%  lose {c['lose_percent']:5.1f}%  tie {c['tie_percent']:5.1f}%  "
+                   f"(n={c['n']}; Fleiss' kappa {'n/a' if k is None else f'{k:.3f}'})")
+    typer.echo(f"{r.judgments} judgments by {r.annotators} annotators; wrote {output_dir}/human_eval.json and "
+               + ", ".join(map(str, r.figure)))
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

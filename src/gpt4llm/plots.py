@@ -93,3 +93,14 @@ def rouge_buckets(table: list[dict], stem: str | Path, reference_model: str, met
     ax.set_title(f"{metric} by answer length (differences vs {reference_model})")
     ax.legend(frameon=False, fontsize=8)
     return save(fig, stem)
+
+
+def hhh_pies(per_criterion: dict, stem: str | Path, model_a: str, model_b: str) -> list[Path]:
+    """The paper's human-evaluation figure: a pie per criterion, A wins / B wins / tie."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(per_criterion), figsize=(4 * len(per_criterion), 3.6))
+    for ax, (title, c) in zip(axes, per_criterion.items()):
+        ax.pie([c["win"], c["lose"], c["tie"]], labels=[f"{model_a} wins", f"{model_b} wins", "tie"],
+               autopct="%1.1f%%", colors=["#4c72b0", "#dd8452", "#c8c8c8"], startangle=90, counterclock=False)
+        ax.set_title(f"{title} (n={c['n']})")
+    return save(fig, stem)

@@ -49,7 +49,7 @@ def test_an_endpoint_serving_the_student_gets_the_alpaca_prompt_raw(tmp_path, op
                 "--limit", "2", "-q", env=openai_env)
     assert r.returncode == 0, r.stderr
     assert [x["path"] for x in openai_server.requests] == ["/v1/completions"] * 2
-    assert openai_server.requests[0]["content"] == ALPACA.prompt("How can I improve my time management skills?")
+    assert ALPACA.prompt("How can I improve my time management skills?") in openai_server.contents()
 
 
 def test_samples_with_greedy_decoding_are_refused(tmp_path):
