@@ -582,6 +582,34 @@ def stats(
     typer.echo("wrote " + ", ".join(str(p) for p in r.files))
 
 
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option("--model", "-m", help="local:NAME|PATH (a gpt4llm checkpoint uses its saved template).")] = DEFAULT_MODEL,
+    host: Annotated[str, typer.Option(help="Bind address (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    api_key: Annotated[Optional[str], typer.Option(help="Require 'Authorization: Bearer KEY' on every /v1 request.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Max requests per batched generate.")] = 16,
+    max_wait_ms: Annotated[float, typer.Option(min=0.0, help="How long to wait for more requests to batch.")] = 10.0,
+    served_name: Annotated[Optional[str], typer.Option(help="The model name clients use (default: the model's name).")] = None,
+) -> None:
+    """An OpenAI-compatible server (/v1/chat/completions, /v1/completions, /v1/models) batching concurrent callers."""
+    import uvicorn
+
+    from gpt4llm import serve as stage
+    from gpt4llm.backends import parse_model
+    from gpt4llm.backends.local import load_model
+
+    spec = parse_model(model, "--model")
+    if spec.backend != "local":
+        from gpt4llm.errors import UserError
+
+        raise UserError(f"--model {model}: serve runs local models; use local:NAME|PATH")
+    load_model(spec.name)  # fail before binding, with one line, if the model cannot load
+    app = stage.create_app(model, api_key=api_key, batch_size=batch_size, max_wait_ms=max_wait_ms, served_name=served_name)
+    typer.echo(f"serving {served_name or Path(spec.name).name} on http://{host}:{port}/v1", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:
