@@ -610,6 +610,39 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+@app.command()
+def translate(
+    output: Annotated[Path, typer.Option("--output", "-o")],
+    to: Annotated[str, typer.Option("--to", help="Target language: a code (zh) or a name.")] = "zh",
+    input: Annotated[str, typer.Option("--input", "-i", help="Alpaca records (instruction and input are translated).")] = "seeds",
+    translator: Annotated[str, typer.Option("--translator", "-m", help="The model that translates.")] = DEFAULT_MODEL,
+    limit: Annotated[Optional[int], typer.Option(min=1)] = None,
+    shard: Annotated[Optional[str], typer.Option(help="i/n: this host's 1/n of the input.")] = None,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.0,
+    journal: Annotated[Optional[Path], typer.Option()] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    concurrency: Annotated[int, typer.Option(min=1)] = 16,
+    base_url: Annotated[Optional[str], typer.Option()] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Translate instructions and inputs (the paper's Chinese data), keeping code, numbers and placeholders."""
+    from gpt4llm import translate as stage
+    from gpt4llm.calls import Plan
+
+    s = stage.run(stage.TranslateConfig(output=output, input=input, to=to, translator=translator, limit=limit, shard=shard,
+                                        temperature=temperature, journal=journal, dry_run=dry_run, quiet=quiet,
+                                        backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url)))
+    if isinstance(s, Plan):
+        typer.echo(plan_text(s, translator))
+        return
+    typer.echo("\n".join([f"wrote {s.written} translated records to {s.output}",
+                          f"  failed: {s.failed}" + (" (listed in the .errors.jsonl file)" if s.failed else ""),
+                          *call_lines(s.calls)]))
+    if s.failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:
