@@ -643,6 +643,20 @@ def translate(
         raise typer.Exit(1)
 
 
+@app.command()
+def merge(
+    shards: Annotated[list[str], typer.Argument(help="The shard outputs to join.")],
+    output: Annotated[Path, typer.Option("--output", "-o")],
+    input: Annotated[Optional[str], typer.Option("--input", "-i", help="The original input, to restore its order.")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="jsonl (default), json or parquet.")] = None,
+) -> None:
+    """Join the outputs of --shard i/n runs (ids must agree; input order with --input)."""
+    from gpt4llm import merge as stage
+
+    r = stage.run(shards, output, input, format)
+    typer.echo(f"merged {r['shards']} shards: {r['records']} records to {output}" + (f", {r['errors']} errors" if r["errors"] else ""))
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:
