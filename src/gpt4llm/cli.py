@@ -657,6 +657,38 @@ def merge(
     typer.echo(f"merged {r['shards']} shards: {r['records']} records to {output}" + (f", {r['errors']} errors" if r["errors"] else ""))
 
 
+@app.command("self-instruct")
+def self_instruct(
+    output: Annotated[Path, typer.Option("--output", "-o")],
+    num: Annotated[int, typer.Option(min=1, help="New instructions to keep.")] = 100,
+    seeds: Annotated[str, typer.Option(help="Seed tasks (Alpaca records); 'seeds' = the bundled 40.")] = "seeds",
+    teacher: Annotated[str, typer.Option("--teacher", "-m")] = DEFAULT_MODEL,
+    tasks_per_prompt: Annotated[int, typer.Option(min=1)] = 20,
+    max_rounds: Annotated[int, typer.Option(min=1, help="Stop after this many prompts even if --num is not reached.")] = 50,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 1024,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Sampling of examples per round (with the shard: deterministic).")] = 0,
+    shard: Annotated[Optional[str], typer.Option(help="i/n: this host's stream of rounds.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes for the ROUGE-L check of large pools.")] = 1,
+    journal: Annotated[Optional[Path], typer.Option()] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    concurrency: Annotated[int, typer.Option(min=1)] = 16,
+    base_url: Annotated[Optional[str], typer.Option()] = None,
+) -> None:
+    """New instructions from seed tasks, with Alpaca's filters and the ROUGE-L < 0.7 rule."""
+    from gpt4llm import self_instruct as stage
+    from gpt4llm.backends.base import GenParams
+
+    r = stage.run(stage.SelfInstructConfig(
+        output=output, seeds=seeds, num=num, teacher=teacher, tasks_per_prompt=tasks_per_prompt, max_rounds=max_rounds,
+        seed=seed, shard=shard, workers=workers, journal=journal,
+        params=GenParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens),
+        backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url)))
+    typer.echo(f"kept {r['kept']} of {r['target']} new instructions in {r['rounds']} rounds ({r['calls']} model calls); wrote {output}")
+    for why, n in sorted(r["rejected"].items(), key=lambda kv: -kv[1]):
+        typer.echo(f"  rejected: {why}: {n}")
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:] or os.environ.get("GPT4LLM_DEBUG") == "1"
     if debug:
