@@ -67,6 +67,9 @@ def generate(
     price_out: Annotated[Optional[float], typer.Option(help="USD per 1M output tokens (overrides the price table).")] = None,
     prices: Annotated[Optional[Path], typer.Option(help="YAML price table: MODEL: [usd_in_per_1m, usd_out_per_1m].")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print requests, estimated tokens, cost and time; call nothing.")] = False,
+    batch_api: Annotated[bool, typer.Option("--batch-api", help="openai: use the Batch API (half price, results within 24 h; resumable).")] = False,
+    batch_fallback: Annotated[bool, typer.Option("--batch-fallback", help="Send what the Batch API failed synchronously.")] = False,
+    poll_interval: Annotated[float, typer.Option(min=0.01, help="Batch API: seconds between polls.")] = 30.0,
     quiet: Quiet = False,
 ) -> None:
     """Answer instructions with a teacher model (the paper's Algorithm 1)."""
@@ -85,7 +88,8 @@ def generate(
         prices=Prices.for_model(spec.backend, spec.name, price_in, price_out, prices),
         backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url, timeout=timeout,
                              rpm=rpm, tpm=tpm, max_retries=max_retries, retry_backoff=retry_backoff,
-                             api_version=api_version))
+                             api_version=api_version, batch_api=batch_api,
+                             **({"fallback": batch_fallback, "poll_interval": poll_interval} if batch_api else {})))
     s = stage.run(cfg)
     if isinstance(s, Plan):
         typer.echo(plan_text(s, teacher))

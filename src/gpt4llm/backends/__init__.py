@@ -49,7 +49,12 @@ def create_backend(spec: str | ModelSpec, flag: str = "--model", **options: Any)
     """Build the backend for a model spec; options a backend does not take are ignored."""
     if isinstance(spec, str):
         spec = parse_model(spec, flag)
-    module, _, cls_name = BACKENDS[spec.backend].partition(":")
+    target = BACKENDS[spec.backend]
+    if options.pop("batch_api", False):
+        if spec.backend != "openai":
+            raise UserError(f"--batch-api works with openai: models, not {spec}")
+        target = "gpt4llm.backends.batch:OpenAIBatchBackend"
+    module, _, cls_name = target.partition(":")
     cls = getattr(importlib.import_module(module), cls_name)
     accepted = cls.OPTIONS
     return cls(spec.name, **{k: v for k, v in options.items() if k in accepted and v is not None})
