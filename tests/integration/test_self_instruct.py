@@ -40,7 +40,11 @@ def test_self_instruct_filters_and_resumes(tmp_path):
 
 
 def test_self_instruct_terminates_on_the_embedded_model(tmp_path):
-    r = run_cli("self-instruct", "-o", str(tmp_path / "n.jsonl"), "--num", "3", "--max-rounds", "2", "--max-tokens", "48")
+    args = ("self-instruct", "-o", str(tmp_path / "n.jsonl"), "--num", "3", "--max-rounds", "2", "--max-tokens", "48")
+    r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     assert "in 2 rounds" in r.stdout or "kept 3 of 3" in r.stdout
+    kept = (tmp_path / "n.jsonl").read_bytes()
     assert len(read_jsonl(tmp_path / "n.jsonl")) <= 3
+    r = run_cli(*args)
+    assert r.returncode == 0 and "(0 model calls)" in r.stdout and (tmp_path / "n.jsonl").read_bytes() == kept

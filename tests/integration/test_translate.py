@@ -44,6 +44,8 @@ def test_translate_then_generate_in_chinese_on_the_embedded_model(tmp_path):
     out = tmp_path / "zh.jsonl"
     r = run_cli("translate", "--to", "zh", "--limit", "2", "-o", str(out), "-q")
     assert r.returncode in (0, 1), r.stderr  # a 135M model may damage a span; then the record is listed, not written
+    again = run_cli("translate", "--to", "zh", "--limit", "2", "-o", str(out), "-q")
+    assert again.returncode == r.returncode and "model calls: 0 made" in again.stdout  # resumed from the journal
     rows = read_jsonl(out)
     errors = read_jsonl(tmp_path / "zh.jsonl.errors.jsonl") if (tmp_path / "zh.jsonl.errors.jsonl").exists() else []
     assert len(rows) + len(errors) == 2
