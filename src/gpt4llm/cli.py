@@ -89,7 +89,8 @@ def generate(
         backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url, timeout=timeout,
                              rpm=rpm, tpm=tpm, max_retries=max_retries, retry_backoff=retry_backoff,
                              api_version=api_version, batch_api=batch_api,
-                             **({"fallback": batch_fallback, "poll_interval": poll_interval} if batch_api else {})))
+                             **({"fallback": batch_fallback, "poll_interval": poll_interval, "quiet": quiet}
+                                if batch_api else {})))
     s = stage.run(cfg)
     if isinstance(s, Plan):
         typer.echo(plan_text(s, teacher))
