@@ -264,6 +264,7 @@ def compare(
     concurrency: Annotated[int, typer.Option(min=1, help="openai: requests in flight.")] = 16,
     base_url: Annotated[Optional[str], typer.Option(help="openai: endpoint.")] = None,
     max_usd: Annotated[Optional[float], typer.Option(help="Budget cap for the judge (exit 3 when reached).")] = None,
+    score_mode: Annotated[str, typer.Option(help="text: parse the judge's reply (the paper); logprobs: a local judge's expected score over score tokens.")] = "text",
     quiet: Quiet = False,
 ) -> None:
     """Score each response on its own, 1-10, with the paper's rating prompt; write v2 + a quality report."""
@@ -278,7 +279,7 @@ def compare(
                               source_names=source_names.split(",") if source_names else None,
                               allow_missing=allow_missing, max_reasks=max_reasks, journal=journal, quiet=quiet,
                               params=GenParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens),
-                              max_usd=max_usd,
+                              max_usd=max_usd, score_mode=score_mode,
                               backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url))
     s = stage.run(cfg)
     typer.echo(report_text(s.report))
@@ -437,6 +438,7 @@ def eval_judge(
     concurrency: Annotated[int, typer.Option(min=1)] = 16,
     base_url: Annotated[Optional[str], typer.Option()] = None,
     max_usd: Annotated[Optional[float], typer.Option()] = None,
+    score_mode: Annotated[str, typer.Option(help="text: parse the review (the paper); logprobs: a local judge's expected scores.")] = "text",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Judge answers against a reference with Vicuna's reviewer; the paper's score sums and ratio."""
@@ -454,7 +456,8 @@ def eval_judge(
     cfg = stage.JudgeConfig(questions=questions, answers=answers, reference=reference, output=output, judge=judge,
                             orders=orders, max_reasks=max_reasks, allow_missing=allow_missing, journal=journal,
                             params=GenParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens), quiet=quiet,
-                            max_usd=max_usd, backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url))
+                            max_usd=max_usd, score_mode=score_mode,
+                            backend_options=dict(batch_size=batch_size, concurrency=concurrency, base_url=base_url))
     s = stage.run(cfg)
     for model_id, summary in s.summaries.items():
         typer.echo(judge_text(model_id, summary))
@@ -692,6 +695,46 @@ def self_instruct(
     typer.echo(f"kept {r['kept']} of {r['target']} new instructions in {r['rounds']} rounds ({r['calls']} model calls); wrote {output}")
     for why, n in sorted(r["rejected"].items(), key=lambda kv: -kv[1]):
         typer.echo(f"  rejected: {why}: {n}")
+
+
+@app.command("run")
+def run_pipeline(
+    pipeline: Annotated[Path, typer.Argument(help="The pipeline file (see configs/quickstart.yaml, configs/paper.yaml).")],
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Where the study goes (default: the file's output_dir, else runs/NAME).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, request counts and the cost estimate; run nothing.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """The whole study from one file: generate, compare, train sft/rm, answer, rank, judge, rouge, stats, report."""
+    from gpt4llm.pipeline import run as pipeline_run
+
+    result = pipeline_run.run(pipeline, output_dir, dry_run=dry_run, quiet=quiet)
+    if dry_run:
+        from gpt4llm.pipeline.plan import plan_table
+
+        typer.echo(plan_table(result))
+        return
+    out = Path(result["output_dir"])
+    j = (result["results"].get("judge") or {}).get("summaries") or {}
+    for name, s in j.items():
+        typer.echo(judge_text(name, s))
+    typer.echo(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
+
+
+plots_app = typer.Typer(no_args_is_help=True, help="Figures.")
+app.add_typer(plots_app, name="plots")
+
+
+@plots_app.command("paper")
+def plots_paper(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o")] = Path("paper_figures"),
+) -> None:
+    """Redraw the paper's figures from its published numbers (judge, ranking groups, Chinese, ROUGE, HHH)."""
+    from gpt4llm import plots
+
+    figs = plots.paper_figures(output_dir)
+    for name, paths in figs.items():
+        typer.echo(f"{name}: " + ", ".join(map(str, paths)))
+    typer.echo(f"source: {plots.paper_numbers()['source']}")
 
 
 def main() -> None:

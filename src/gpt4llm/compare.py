@@ -62,6 +62,8 @@ class CompareConfig:
     max_usd: float | None = None
     prices: Any = None
     quiet: bool = False
+    score_mode: str = "text"
+    """text: parse the judge's reply (the paper); logprobs: a local judge's expected score (see logprob_scores)."""
 
 
 @dataclass
@@ -139,6 +141,20 @@ def run(cfg: CompareConfig) -> CompareSummary:
     results: dict[tuple, dict] = {}
     pending = list(items)
     stats = None
+    if cfg.score_mode not in ("text", "logprobs"):
+        raise UserError(f"--score-mode {cfg.score_mode}: use text or logprobs")
+    if cfg.score_mode == "logprobs":
+        from gpt4llm.logprob_scores import expected_scores, score_text
+
+        chats = [[{"role": "user", "content": rating_prompt(q.instruction, q.input, t)}] for q, _, t in items]
+        for (q, name, _), e in zip(items, expected_scores(cfg.judge, chats, batch_size=cfg.backend_options.get("batch_size") or 8)):
+            text = score_text(e)
+            score, why = parse_score(text)
+            results[(q.question_id, name)] = ({"status": "ok", "score": score, "rationale": rationale(text), "attempts": 1,
+                                               "score_mass": round(e.mass, 6)} if score is not None else
+                                              {"status": "parse_failed", "reason": "no probability on score tokens",
+                                               "raw": text, "attempts": 1})
+        pending = []
     with Journal(cfg.journal or journal_path(cfg.output)) as journal:
         for attempt in range(cfg.max_reasks + 1):
             if not pending:
@@ -206,6 +222,10 @@ def _write(cfg, questions, items, results, identical, backend, stats) -> Compare
     report["call_failures"] = len(errors)
     report["ties"] = sum(1 for rec in out for i, a in enumerate(rec["responses_and_scores"])
                          for b in rec["responses_and_scores"][i + 1:] if a["score"] == b["score"])
+    report["score_mode"] = cfg.score_mode
+    masses = [r["score_mass"] for r in results.values() if "score_mass" in r]
+    if masses:
+        report["mean_score_token_mass"] = round(statistics.fmean(masses), 6)
     write_json(Path(f"{cfg.output}.report.json"), report)
     fig = plots.score_kde(per_source, Path(f"{cfg.output}.scores")) if per_source else []
     return CompareSummary(Path(cfg.output), len(out), report, fig, len(errors), stats)

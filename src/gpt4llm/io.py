@@ -230,3 +230,9 @@ def write_json(path: str | Path, obj: Any) -> None:
     """One JSON document (a report, a summary), atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """A text file (a report page), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

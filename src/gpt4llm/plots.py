@@ -173,3 +173,62 @@ def length_histogram(lengths: dict[str, list[int]], stem: str | Path) -> list[Pa
     ax.set_ylabel("frequency")
     ax.legend(frameon=False)
     return save(fig, stem)
+
+
+def training_curves(histories: dict[str, list[dict]], stem: str | Path) -> list[Path]:
+    """Training loss (and eval loss where logged) per optimizer step, one line per run."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.3))
+    drawn = False
+    for name, log in histories.items():
+        pts = [(r["step"], r["loss"]) for r in log if "loss" in r and "step" in r]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", markersize=3, label=f"{name} train loss")
+            drawn = True
+        ev = [(r["step"], r["eval_loss"]) for r in log if "eval_loss" in r]
+        if ev:
+            ax.plot(*zip(*ev), marker="s", linestyle="--", label=f"{name} eval loss")
+    if not drawn:
+        ax.text(0.5, 0.5, "no loss logged (fewer steps than logging_steps)", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.legend(frameon=False, fontsize=8)
+    return save(fig, stem)
+
+
+def paper_numbers() -> dict:
+    """The paper's published numbers (gpt4llm/data/paper_numbers.json, with their source)."""
+    import json
+    from importlib import resources
+
+    return json.loads(resources.files("gpt4llm.data").joinpath("paper_numbers.json").read_text(encoding="utf-8"))
+
+
+def _summary(pairs: dict[str, list[float]], reference: str) -> dict[str, dict]:
+    return {name: {"model_score_sum": a, "reference_score_sum": b, "ratio_percent": 100 * a / b, "reference": reference}
+            for name, (a, b) in pairs.items()}
+
+
+def paper_figures(out_dir: str | Path) -> dict[str, list[Path]]:
+    """Redraw the paper's figures from its published numbers: judge bars (vs GPT-4, vs ChatGPT, the
+    ranking groups, Chinese), ROUGE-L by length, and the human-evaluation pies."""
+    out, n = Path(out_dir), paper_numbers()
+    j, r = n["judge"], n["rouge"]
+    figs = {
+        "judge_vs_gpt4": judge_bars(_summary(j["vs_gpt4"], "GPT-4"), out / "paper_judge_vs_gpt4", "GPT-4"),
+        "judge_vs_chatgpt": judge_bars(_summary(j["vs_chatgpt"], "ChatGPT"), out / "paper_judge_vs_chatgpt", "ChatGPT"),
+        "ranking_groups_vs_gpt4": judge_bars(_summary(j["ranking_groups_vs_gpt4"], "GPT-4"),
+                                             out / "paper_ranking_groups_vs_gpt4", "GPT-4"),
+        "chinese_vs_gpt4": judge_bars(_summary(j["chinese_vs_gpt4"], "GPT-4"), out / "paper_chinese_vs_gpt4", "GPT-4"),
+    }
+    table = [{"Length": b, "NumInstance": r["n"][i], "Model": m, "rougeL": v[i]}
+             for m, v in r["rougeL"].items() for i, b in enumerate(r["buckets"])]
+    figs["rouge"] = rouge_buckets(table, out / "paper_rouge_by_length", "GPT-4")
+    for pair, crit in n["human"].items():
+        if pair == "note":
+            continue
+        a, b = pair.split(" vs ")
+        per = {c: {"win": w, "lose": lo, "tie": t, "n": 252} for c, (w, lo, t) in crit.items()}
+        figs[f"human_{b.lower().replace('-', '')}"] = hhh_pies(per, out / f"paper_human_{b.lower().replace('-', '')}", a, b)
+    return figs

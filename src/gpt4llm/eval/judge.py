@@ -44,6 +44,8 @@ class JudgeConfig:
     backend_options: dict = field(default_factory=dict)
     max_usd: float | None = None
     quiet: bool = False
+    score_mode: str = "text"
+    """text: parse the judge's review (the paper); logprobs: a local judge's expected scores."""
 
 
 @dataclass
@@ -97,6 +99,22 @@ def run(cfg: JudgeConfig) -> JudgeSummary:
                     items.append((model_id, q, o, a, b) if o == 0 else (model_id, q, o, b, a))
     verdicts: dict[tuple, dict] = {}
     pending, stats = items, None
+    if cfg.score_mode not in ("text", "logprobs"):
+        raise UserError(f"--score-mode {cfg.score_mode}: use text or logprobs")
+    if cfg.score_mode == "logprobs":
+        from gpt4llm.logprob_scores import verdict_texts
+
+        chats, pids = [], []
+        for it in items:
+            question = it[1].instruction + (f"\n\n{it[1].input}" if it[1].input else "")
+            msgs, pid = review_messages(it[1].category, question, it[3]["text"], it[4]["text"])
+            chats.append(msgs)
+            pids.append(pid)
+        for it, pid, text in zip(items, pids, verdict_texts(cfg.judge, chats, cfg.backend_options.get("batch_size") or 8)):
+            score, why = parse_verdict(text)
+            verdicts[(it[0], it[1].question_id, it[2])] = {"status": "ok" if score else "parse_failed", "score": score,
+                                                           "reason": why, "text": text, "pid": pid, "attempts": 1}
+        pending = []
     with Journal(cfg.journal or journal_path(cfg.output)) as journal:
         for attempt in range(cfg.max_reasks + 1):
             if not pending:

@@ -97,7 +97,9 @@ def run(cfg: RankConfig) -> dict:
         for answers in by_q.values():
             pick = next((a for a in answers if a["meta"]["rank"] == k), None)
             if pick is not None:
-                out.append({**pick, "model_id": f"{pick['model_id']}-{suffix}"})
+                # One answer per question now: sample 0 of the new model (judge and rouge read sample 0).
+                meta = {**pick["meta"], "sample": 0, "drawn_as_sample": pick["meta"].get("sample")}
+                out.append({**pick, "model_id": f"{pick['model_id']}-{suffix}", "meta": meta})
     io.write_records(cfg.output, out)
     sizes = sorted({len(v) for v in by_q.values()})
     return {"questions": len(by_q), "answers": len(rows), "samples_per_question": sizes, "written": len(out)}

@@ -1,0 +1,362 @@
+"""The pipeline file (``gpt4llm run PIPELINE.yaml``): models, data, stages and their settings.
+
+Checked before any work starts: an unknown key, a wrong type, a missing file or a bad model form
+is one error line naming the file, the line and the YAML path (``quickstart.yaml:14: stages.sft.epocs:
+unknown key``). Every model string goes through ``parse_model``, every path is checked to exist,
+and every stage's settings are the names of the stage's own command-line options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gpt4llm.backends import DEFAULT_MODEL, parse_model
+from gpt4llm.errors import UserError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _model(v: str | None) -> str | None:
+    if v is not None:
+        try:
+            parse_model(v, "model")
+        except UserError as e:
+            raise ValueError(str(e).removeprefix("model ")) from None
+    return v
+
+
+class Models(Strict):
+    teacher: str = DEFAULT_MODEL
+    """Answers the instructions (the paper: GPT-4)."""
+    translator: str | None = None
+    """Translates the instructions for other languages (default: the teacher)."""
+    judge: str = DEFAULT_MODEL
+    """Scores responses (compare) and reviews answer pairs (eval judge)."""
+    student_base: str = DEFAULT_MODEL
+    """The model fine-tuned on the teacher's answers (the paper: LLaMA-7B)."""
+    reward_base: str = DEFAULT_MODEL
+    """The reward model's backbone (the paper: OPT-1.3B)."""
+
+    _check = field_validator("teacher", "translator", "judge", "student_base", "reward_base")(_model)
+
+
+class Backend(Strict):
+    """Settings of the model-calling backends, for every stage that calls a model."""
+
+    batch_size: int = Field(16, ge=1)
+    concurrency: int = Field(16, ge=1)
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+    base_url: str | None = None
+    api_version: str | None = None
+    timeout: float = Field(600.0, gt=0)
+    max_retries: int = Field(8, ge=0)
+    batch_api: bool = False
+    batch_fallback: bool = False
+    price_in: float | None = Field(None, ge=0)
+    price_out: float | None = Field(None, ge=0)
+
+    def options(self) -> dict[str, Any]:
+        opts = dict(batch_size=self.batch_size, concurrency=self.concurrency, rpm=self.rpm, tpm=self.tpm,
+                    base_url=self.base_url, api_version=self.api_version, timeout=self.timeout,
+                    max_retries=self.max_retries)
+        return opts
+
+
+class Bench(Strict):
+    questions: str
+    """A benchmark name (vicuna80, user-oriented-252, unnatural-instructions), 'seeds', or a file."""
+    limit: int | None = Field(None, ge=1)
+
+
+class Benchmarks(Strict):
+    judge: Bench | None = None
+    """Questions the judge reviews (the paper: vicuna80)."""
+    rouge: Bench | None = None
+    """Questions with ground truth for ROUGE (the paper: unnatural-instructions); without ground truth,
+    the reference answers are the truth."""
+
+
+class Data(Strict):
+    instructions: str = "seeds"
+    """Alpaca records to answer: a file, hf:NAME[:split], or 'seeds' (the bundled 40)."""
+    limit: int | None = Field(None, ge=1)
+    benchmarks: Benchmarks = Benchmarks()
+
+
+class GenerateStage(Strict):
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1)
+    languages: list[str] = ["en"]
+    """en, plus any language the instructions are translated into (the paper: zh)."""
+    max_usd: float | None = Field(None, gt=0)
+
+
+class Source(Strict):
+    name: str
+    model: str | None = None
+    """The model that answers; omitted: the teacher's own answers from the generate stage."""
+    temperature: float = Field(1.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1)
+
+    _check = field_validator("model")(_model)
+
+
+class CompareStage(Strict):
+    sources: list[Source] = Field(min_length=2)
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_reasks: int = Field(2, ge=0)
+    score_mode: Literal["text", "logprobs"] = "text"
+    """text: parse the judge's reply (the paper); logprobs: a local judge's expected score."""
+    max_usd: float | None = Field(None, gt=0)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, v: list[Source]) -> list[Source]:
+        names = [s.name for s in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must differ: {names}")
+        return v
+
+
+class SFTStage(Strict):
+    template: Literal["alpaca", "chat"] = "alpaca"
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
+    scheduler: str = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    per_device_batch: int = Field(4, ge=1)
+    max_length: int = Field(512, ge=8)
+    overlong: Literal["truncate", "skip"] = "truncate"
+    packing: bool = True
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    lora: bool = False
+    lora_r: int = Field(16, ge=1)
+    merge: bool = False
+    save_steps: int = Field(200, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    limit: int | None = Field(None, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    deepspeed: str | None = None
+    launcher: str | None = None
+    """How training is launched at scale, shown in the plan (e.g. accelerate launch --config_file ...)."""
+
+
+class RMStage(Strict):
+    epochs: float = Field(1.0, gt=0)
+    learning_rate: float = Field(1e-5, gt=0)
+    batch_size: int = Field(8, ge=1)
+    per_device_batch: int = Field(4, ge=1)
+    max_length: int = Field(512, ge=8)
+    eval_split: float = Field(0.1, ge=0, lt=1)
+    lora: bool = False
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    save_steps: int = Field(200, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    deepspeed: str | None = None
+    layers: int | None = Field(None, ge=1)
+    """Keep only the first N decoder layers of reward_base (a tiny reward model for smoke runs)."""
+
+
+class AnswerStage(Strict):
+    samples: int = Field(5, ge=1)
+    """Sampled answers per question for best-of-N ranking (the paper: 5)."""
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1)
+    base_model: bool = True
+    """Also answer with the student's base model, as the 'before' row of the tables."""
+
+
+class RankStage(Strict):
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(512, ge=8)
+
+
+class JudgeStage(Strict):
+    reference: str = "teacher"
+    """'teacher' (the teacher answers the questions) or a FastChat answer file (e.g. GPT-4's)."""
+    orders: Literal["both", "paper"] = "both"
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_reasks: int = Field(2, ge=0)
+    score_mode: Literal["text", "logprobs"] = "text"
+    max_usd: float | None = Field(None, gt=0)
+
+
+class RougeStage(Strict):
+    pass
+
+
+class StatsStage(Strict):
+    field: Literal["instruction", "output"] = "instruction"
+    spacy_model: str = "auto"
+    n_process: int = Field(1, ge=1)
+    compare: str | None = None
+    """A second dataset for the side-by-side figures (the paper: GPT-3's Alpaca answers)."""
+
+
+class ReportStage(Strict):
+    paper_numbers: bool = True
+    """Put the paper's published numbers beside this run's."""
+
+
+class Stages(Strict):
+    generate: GenerateStage = GenerateStage()
+    compare: CompareStage | None = None
+    sft: SFTStage | None = SFTStage()
+    rm: RMStage | None = None
+    answer: AnswerStage | None = None
+    rank: RankStage | None = None
+    judge: JudgeStage | None = None
+    rouge: RougeStage | None = None
+    stats: StatsStage | None = None
+    report: ReportStage = ReportStage()
+
+
+class Pipeline(Strict):
+    name: str = "study"
+    seed: int = 42
+    output_dir: str | None = None
+    """Default output directory (relative to the pipeline file); --output-dir overrides it."""
+    models: Models = Models()
+    backend: Backend = Backend()
+    data: Data = Data()
+    stages: Stages = Stages()
+
+    @model_validator(mode="after")
+    def _dependencies(self) -> "Pipeline":
+        s = self.stages
+        needs = [("rm", "compare", s.rm and not s.compare), ("rank", "rm", s.rank and not s.rm),
+                 ("rank", "answer", s.rank and not s.answer), ("answer", "sft", s.answer and not s.sft),
+                 ("judge", "answer", s.judge and not s.answer), ("rouge", "answer", s.rouge and not s.answer)]
+        for stage, need, missing in needs:
+            if missing:
+                raise ValueError(f"stages.{stage} needs stages.{need}")
+        if s.answer and s.answer.samples > 1 and s.answer.temperature == 0:
+            raise ValueError("stages.answer: samples > 1 needs temperature > 0 (else every sample is the same)")
+        if s.rank and s.answer and s.answer.samples < 2:
+            raise ValueError("stages.rank needs stages.answer.samples >= 2")
+        if s.judge and not self.data.benchmarks.judge:
+            raise ValueError("stages.judge needs data.benchmarks.judge")
+        if s.rouge and not self.data.benchmarks.rouge:
+            raise ValueError("stages.rouge needs data.benchmarks.rouge")
+        for name, st in (("compare", s.compare), ("judge", s.judge)):
+            if st and st.score_mode == "logprobs" and not self.models.judge.startswith("local:"):
+                raise ValueError(f"stages.{name}.score_mode logprobs needs a local: judge")
+        if self.backend.batch_api and not self.models.teacher.startswith("openai:"):
+            raise ValueError("backend.batch_api works with an openai: teacher")
+        return self
+
+    @property
+    def languages(self) -> list[str]:
+        return self.stages.generate.languages
+
+    @property
+    def translator(self) -> str:
+        return self.models.translator or self.models.teacher
+
+
+# ---------------------------------------------------------------- loading, with YAML positions
+
+
+def _lines(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
+    """{YAML path: 1-based line} of every key and item, to name where an error is."""
+    out = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            out[path + (k.value,)] = k.start_mark.line + 1
+            out.update({p: n for p, n in _lines(v, path + (k.value,)).items() if p != path + (k.value,)})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out.update(_lines(v, path + (i,)))
+    return out
+
+
+def _where(lines: dict[tuple, int], loc: tuple) -> int:
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def load(path: str | Path) -> tuple[Pipeline, dict[tuple, int]]:
+    """Parse and check a pipeline file; a UserError names file:line and the YAML path."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: pipeline file not found; see configs/quickstart.yaml for an example")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', None) or e}); fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}:1: a pipeline file is a mapping (name, models, data, stages, ...)")
+    lines = _lines(node)
+    try:
+        pipe = Pipeline.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        raise UserError(f"{path}:{_where(lines, loc)}: {_dotted(loc)}: {msg}") from None
+    _check_files(pipe, path, lines)
+    return pipe, lines
+
+
+def _check_files(pipe: Pipeline, path: Path, lines: dict[tuple, int]) -> None:
+    from gpt4llm.eval.benchmarks import BENCHMARKS
+
+    def exists(value: str | None, loc: tuple, named: tuple = ()) -> None:
+        if value is None or value in named or value.startswith("hf:"):
+            return
+        if not resolve_path(value, path).exists():
+            raise UserError(f"{path}:{_where(lines, loc)}: {_dotted(loc)}: {value}: file not found "
+                            f"(paths are relative to the pipeline file)")
+
+    exists(pipe.data.instructions, ("data", "instructions"), ("seeds",))
+    for kind in ("judge", "rouge"):
+        b = getattr(pipe.data.benchmarks, kind)
+        if b:
+            exists(b.questions, ("data", "benchmarks", kind, "questions"), ("seeds", *BENCHMARKS))
+    s = pipe.stages
+    if s.judge:
+        exists(s.judge.reference, ("stages", "judge", "reference"), ("teacher",))
+    if s.stats:
+        exists(s.stats.compare, ("stages", "stats", "compare"))
+    for name, st in (("sft", s.sft), ("rm", s.rm)):
+        if st and st.deepspeed:
+            exists(st.deepspeed, ("stages", name, "deepspeed"))
+    for lang in s.generate.languages:
+        if not lang.strip():
+            raise UserError(f"{path}:{_where(lines, ('stages', 'generate', 'languages'))}: stages.generate.languages: empty")
+
+
+def resolve_path(value: str, pipeline_file: Path) -> Path:
+    """A path in the pipeline file is relative to that file; a packaged config's paths fall back to
+    the project checkout (configs/ lives beside src/)."""
+    p = Path(value).expanduser()
+    if p.is_absolute():
+        return p
+    near = (pipeline_file.parent / p)
+    return near if near.exists() or not Path(value).exists() else Path(value)

@@ -1,0 +1,165 @@
+"""``gpt4llm run PIPELINE.yaml --dry-run``: the study's plan, request counts, tokens and cost, with no
+model call and no training. Inputs that can be read here are counted exactly (and calls already in
+the journal are not counted again); a hub dataset or benchmark that cannot be reached offline is
+counted by its published size, and says so."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gpt4llm.backends import parse_model
+from gpt4llm.backends.pricing import BATCH_DISCOUNT, estimate_tokens
+from gpt4llm.errors import UserError
+
+if TYPE_CHECKING:
+    from gpt4llm.pipeline.run import Study
+
+# Published sizes, used when the source cannot be read here (no hub access); prompt characters are
+# the mean length of instruction + input, response tokens an assumed typical answer length.
+KNOWN = {
+    "hf:tatsu-lab/alpaca": (52002, 110, "Alpaca's 52,002 instructions (published size)"),
+    "vicuna80": (80, 170, "Vicuna-80 (published size)"),
+    "user-oriented-252": (252, 250, "User-Oriented-Instructions-252 (published size)"),
+    "unnatural-instructions": (9000, 300, "the paper's 9K Unnatural Instructions subset (published size)"),
+}
+ASSUMED_RESPONSE_TOKENS = 250  # a typical GPT-4 answer; only used where answers do not exist yet
+
+
+@dataclass
+class Row:
+    stage: str
+    model: str
+    requests: int
+    prompt_tokens: int
+    max_completion_tokens: int
+    cost: tuple[float, float] | None
+    minutes: float | None
+    note: str = ""
+
+
+def _count(study: "Study", source: str, limit: int | None) -> tuple[int, int, str]:
+    """(records, mean prompt characters, note) of an instruction or question source."""
+    from gpt4llm.eval.questions import load_questions
+    from gpt4llm.generate import seeds_path
+
+    try:
+        path = str(seeds_path()) if source == "seeds" else study.path(source)
+        qs = load_questions(path)
+        qs = qs[:limit] if limit else qs
+        chars = sum(len(q.instruction) + len(q.input) for q in qs) // max(len(qs), 1)
+        return len(qs), chars, f"{source}: {len(qs)} read"
+    except UserError:
+        if source not in KNOWN:
+            raise
+        n, chars, note = KNOWN[source]
+        n = min(n, limit) if limit else n
+        return n, chars, f"{note}, not reachable here"
+
+
+def _row(study: "Study", stage: str, model: str, requests: int, prompt_each: int, max_tokens: int, note: str,
+         batch: bool = False) -> Row:
+    from gpt4llm.backends.pricing import Prices
+
+    spec = parse_model(model)
+    b = study.pipe.backend
+    prices = Prices.for_model(spec.backend, spec.name, b.price_in, b.price_out, None)
+    prompt, completion = requests * prompt_each, requests * max_tokens
+    cost = None
+    if prices.known:
+        f = BATCH_DISCOUNT if batch else 1.0
+        low = prices.cost(prompt, 0) * f
+        cost = (low, low + prices.cost(0, completion) * f)
+    minutes = None
+    if spec.backend == "openai" and not batch:
+        bounds = [requests / b.rpm] if b.rpm else []
+        bounds += [(prompt + completion) / b.tpm] if b.tpm else []
+        minutes = max(bounds) if bounds else None
+    if spec.backend == "local":
+        note = (note + "; " if note else "") + "local: free"
+    return Row(stage, model, requests, prompt, completion, cost, minutes, note)
+
+
+def dry_run(study: "Study") -> dict:
+    from gpt4llm.compare import rating_prompt
+    from gpt4llm.templates import ALPACA
+
+    pipe, s, m = study.pipe, study.pipe.stages, study.pipe.models
+    n, chars, note = _count(study, pipe.data.instructions, pipe.data.limit)
+    alpaca = estimate_tokens(ALPACA.prompt("", "")) + math.ceil(chars / 4)
+    rows: list[Row] = []
+    batch = pipe.backend.batch_api
+    for lang in pipe.languages:
+        if lang != "en":
+            rows.append(_row(study, f"translate.{lang}", pipe.translator, 2 * n, 120 + math.ceil(chars / 8),
+                             max(64, math.ceil(chars / 2)), "one call per field (instruction, input)"))
+        rows.append(_row(study, f"generate.{lang}", m.teacher, n, alpaca, s.generate.max_tokens, note, batch))
+    if s.compare:
+        for src in s.compare.sources:
+            if src.model:
+                rows.append(_row(study, f"compare: source {src.name}", src.model, n, alpaca, src.max_tokens, note))
+        rate = estimate_tokens(rating_prompt("", "", "")) + math.ceil(chars / 4) + ASSUMED_RESPONSE_TOKENS
+        k = len(s.compare.sources)
+        rows.append(_row(study, "compare: scoring", m.judge, n * k, rate, s.compare.max_tokens,
+                         f"{k} responses per instruction; re-asks (up to {s.compare.max_reasks}) come on top"))
+    train = []
+    if s.sft:
+        steps = math.ceil(math.ceil(min(n, s.sft.limit or n) * s.sft.epochs) / s.sft.batch_size)
+        steps = min(steps, s.sft.max_steps or steps)
+        for lang in pipe.languages:
+            train.append(f"sft.{lang}: {m.student_base}, {min(n, s.sft.limit or n):,} examples x {s.sft.epochs:g} epochs / "
+                         f"batch {s.sft.batch_size} = {steps:,} optimizer steps, lr {s.sft.learning_rate:g}, "
+                         f"{s.sft.scheduler}, warmup {s.sft.warmup_ratio:g}, max length {s.sft.max_length}"
+                         + (f", DeepSpeed {s.sft.deepspeed}" if s.sft.deepspeed else "")
+                         + (f"; launch: {s.sft.launcher}" if s.sft.launcher else ""))
+    if s.rm:
+        steps = math.ceil(math.ceil(n * (1 - s.rm.eval_split) * s.rm.epochs) / s.rm.batch_size)
+        steps = min(steps, s.rm.max_steps or steps)
+        train.append(f"rm: {m.reward_base}, up to {n:,} prompts with {len(s.compare.sources)} scored responses "
+                     f"each x {s.rm.epochs:g} epochs / batch {s.rm.batch_size} = up to {steps:,} steps")
+    if s.answer:
+        b = pipe.data.benchmarks
+        for kind, bench in (("judge", b.judge), ("rouge", b.rouge)):
+            if not bench:
+                continue
+            q, qchars, qnote = _count(study, bench.questions, bench.limit)
+            qp = estimate_tokens(ALPACA.prompt("", "")) + math.ceil(qchars / 4)
+            for lang in pipe.languages:
+                samples = s.answer.samples if kind == "judge" else 1
+                rows.append(_row(study, f"answer {kind}: student-{lang} x{samples}", "local:(trained student)",
+                                 q * samples, qp, s.answer.max_tokens, qnote))
+            if s.answer.base_model:
+                rows.append(_row(study, f"answer {kind}: base", m.student_base, q, qp, s.answer.max_tokens, qnote))
+            if kind == "rouge" or (s.judge and s.judge.reference == "teacher"):
+                rows.append(_row(study, f"answer {kind}: teacher (reference)", m.teacher, q, qp, s.answer.max_tokens,
+                                 qnote))
+            if kind == "judge" and s.judge:
+                models = len(pipe.languages) + int(s.answer.base_model) + (s.answer.samples if s.rank else 0)
+                orders = 2 if s.judge.orders == "both" else 1
+                review = 250 + math.ceil(qchars / 4) + 2 * ASSUMED_RESPONSE_TOKENS
+                rows.append(_row(study, "judge", m.judge, q * models * orders, review, s.judge.max_tokens,
+                                 f"{models} models x {orders} order(s)"))
+    total = [r.cost for r in rows if r.cost]
+    return {"rows": rows, "training": train, "records": n, "records_note": note,
+            "cost": (sum(c[0] for c in total), sum(c[1] for c in total)) if total else None,
+            "unpriced": sorted({r.model for r in rows if r.cost is None and not r.model.startswith("local:")}),
+            "output_dir": str(study.out)}
+
+
+def plan_table(plan: dict) -> str:
+    lines = [f"{'stage':<34} {'model':<32} {'requests':>9} {'tokens in':>12} {'max out':>12} {'cost USD':>21}  note"]
+    for r in plan["rows"]:
+        cost = f"{r.cost[0]:,.2f} - {r.cost[1]:,.2f}" if r.cost else ("free" if r.model.startswith("local:") else "no price")
+        lines.append(f"{r.stage[:34]:<34} {r.model[:32]:<32} {r.requests:>9,} {r.prompt_tokens:>12,} "
+                     f"{r.max_completion_tokens:>12,} {cost:>21}  {r.note}"
+                     + (f"; ~{r.minutes:,.0f} min at the rate limits" if r.minutes else ""))
+    for t in plan["training"]:
+        lines.append(f"train  {t}")
+    if plan["cost"]:
+        lo, hi = plan["cost"]
+        lines.append(f"estimated cost: ${lo:,.2f} (input only) to ${hi:,.2f} (every answer at max tokens)")
+    if plan["unpriced"]:
+        lines.append(f"no price known for {', '.join(plan['unpriced'])}: set backend.price_in/price_out")
+    lines.append(f"output directory: {plan['output_dir']}; dry run: no model was called, nothing was trained")
+    return "\n".join(lines)
