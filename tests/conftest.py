@@ -56,3 +56,45 @@ def toy_sft_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "toy.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory):
+    """configs/quickstart.yaml run as a user would, killed (-9) in the middle of SFT once its first
+    checkpoint is on disk, then run again to the end. Returns what the tests need to check that
+    nothing was lost or done twice."""
+    import json
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from support import ROOT, run_cli
+
+    out = tmp_path_factory.mktemp("quickstart") / "study"
+    cmd = [sys.executable, "-m", "gpt4llm", "run", str(ROOT / "configs" / "quickstart.yaml"), "-o", str(out), "-q"]
+    first = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = out / "models" / "student-en" / "checkpoint-1" / "trainer_state.json"
+    deadline = time.time() + 600
+    while not ckpt.exists():
+        if first.poll() is not None:
+            pytest.fail(f"the first run ended before SFT's first checkpoint: {first.stderr.read()[-2000:]}")
+        if time.time() > deadline:
+            os.killpg(first.pid, signal.SIGKILL)
+            pytest.fail("no SFT checkpoint within 10 minutes")
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    db = sqlite3.connect(out / "journal.sqlite")
+    before = {k: (c, a) for k, c, a in db.execute("SELECT key, created, attempts FROM calls")}
+    db.close()
+    before_markers = sorted(p.name for p in (out / "stages").glob("*.json"))
+    ckpt_mtime = ckpt.stat().st_mtime_ns
+    second = run_cli("run", str(ROOT / "configs" / "quickstart.yaml"), "-o", str(out), "-q", timeout=900)
+    db = sqlite3.connect(out / "journal.sqlite")
+    after = {k: (c, a) for k, c, a in db.execute("SELECT key, created, attempts FROM calls")}
+    db.close()
+    return {"out": out, "before": before, "after": after, "before_markers": before_markers, "second": second,
+            "ckpt": ckpt, "ckpt_mtime": ckpt_mtime, "results": json.loads((out / "results.json").read_text())
+            if (out / "results.json").exists() else None}

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 # Published sizes, used when the source cannot be read here (no hub access); prompt characters are
 # the mean length of instruction + input, response tokens an assumed typical answer length.
 KNOWN = {
-    "hf:tatsu-lab/alpaca": (52002, 110, "Alpaca's 52,002 instructions (published size)"),
-    "vicuna80": (80, 170, "Vicuna-80 (published size)"),
-    "user-oriented-252": (252, 250, "User-Oriented-Instructions-252 (published size)"),
-    "unnatural-instructions": (9000, 300, "the paper's 9K Unnatural Instructions subset (published size)"),
+    "hf:tatsu-lab/alpaca": (52002, 110, "Alpaca"),
+    "vicuna80": (80, 170, "Vicuna-80"),
+    "user-oriented-252": (252, 250, "User-Oriented-252"),
+    "unnatural-instructions": (9000, 300, "Unnatural Instructions 9K"),
 }
 ASSUMED_RESPONSE_TOKENS = 250  # a typical GPT-4 answer; only used where answers do not exist yet
 
@@ -49,13 +49,13 @@ def _count(study: "Study", source: str, limit: int | None) -> tuple[int, int, st
         qs = load_questions(path)
         qs = qs[:limit] if limit else qs
         chars = sum(len(q.instruction) + len(q.input) for q in qs) // max(len(qs), 1)
-        return len(qs), chars, f"{source}: {len(qs)} read"
+        return len(qs), chars, ""
     except UserError:
         if source not in KNOWN:
             raise
         n, chars, note = KNOWN[source]
         n = min(n, limit) if limit else n
-        return n, chars, f"{note}, not reachable here"
+        return n, chars, f"{note}*"
 
 
 def _row(study: "Study", stage: str, model: str, requests: int, prompt_each: int, max_tokens: int, note: str,
@@ -77,7 +77,7 @@ def _row(study: "Study", stage: str, model: str, requests: int, prompt_each: int
         bounds += [(prompt + completion) / b.tpm] if b.tpm else []
         minutes = max(bounds) if bounds else None
     if spec.backend == "local":
-        note = (note + "; " if note else "") + "local: free"
+        note = (note + "; " if note else "") + "local"
     return Row(stage, model, requests, prompt, completion, cost, minutes, note)
 
 
@@ -93,16 +93,17 @@ def dry_run(study: "Study") -> dict:
     for lang in pipe.languages:
         if lang != "en":
             rows.append(_row(study, f"translate.{lang}", pipe.translator, 2 * n, 120 + math.ceil(chars / 8),
-                             max(64, math.ceil(chars / 2)), "one call per field (instruction, input)"))
+                             max(64, math.ceil(chars / 2)), "a call per field", batch and pipe.translator.startswith("openai:")))
         rows.append(_row(study, f"generate.{lang}", m.teacher, n, alpaca, s.generate.max_tokens, note, batch))
     if s.compare:
         for src in s.compare.sources:
             if src.model:
-                rows.append(_row(study, f"compare: source {src.name}", src.model, n, alpaca, src.max_tokens, note))
+                rows.append(_row(study, f"compare: source {src.name}", src.model, n, alpaca, src.max_tokens, note,
+                                 batch and src.model.startswith("openai:")))
         rate = estimate_tokens(rating_prompt("", "", "")) + math.ceil(chars / 4) + ASSUMED_RESPONSE_TOKENS
         k = len(s.compare.sources)
         rows.append(_row(study, "compare: scoring", m.judge, n * k, rate, s.compare.max_tokens,
-                         f"{k} responses per instruction; re-asks (up to {s.compare.max_reasks}) come on top"))
+                         f"{k} per instruction; + re-asks", batch and m.judge.startswith("openai:")))
     train = []
     if s.sft:
         steps = math.ceil(math.ceil(min(n, s.sft.limit or n) * s.sft.epochs) / s.sft.batch_size)
@@ -140,6 +141,10 @@ def dry_run(study: "Study") -> dict:
                 review = 250 + math.ceil(qchars / 4) + 2 * ASSUMED_RESPONSE_TOKENS
                 rows.append(_row(study, "judge", m.judge, q * models * orders, review, s.judge.max_tokens,
                                  f"{models} models x {orders} order(s)"))
+    if batch:
+        for r in rows:
+            if r.stage.startswith(("generate", "translate", "compare")) and r.model.startswith("openai:"):
+                r.note = (r.note + "; " if r.note else "") + "Batch API, half price"
     total = [r.cost for r in rows if r.cost]
     return {"rows": rows, "training": train, "records": n, "records_note": note,
             "cost": (sum(c[0] for c in total), sum(c[1] for c in total)) if total else None,
@@ -153,7 +158,9 @@ def plan_table(plan: dict) -> str:
         cost = f"{r.cost[0]:,.2f} - {r.cost[1]:,.2f}" if r.cost else ("free" if r.model.startswith("local:") else "no price")
         lines.append(f"{r.stage[:34]:<34} {r.model[:32]:<32} {r.requests:>9,} {r.prompt_tokens:>12,} "
                      f"{r.max_completion_tokens:>12,} {cost:>21}  {r.note}"
-                     + (f"; ~{r.minutes:,.0f} min at the rate limits" if r.minutes else ""))
+                     + (f"; ~{max(r.minutes, 1):,.0f} min at rpm/tpm" if r.minutes else ""))
+    if any(r.note.startswith(tuple(v[2] for v in KNOWN.values())) and "*" in r.note for r in plan["rows"]):
+        lines.append("* not reachable here (no hub access, benchmark not downloaded): counted by its published size")
     for t in plan["training"]:
         lines.append(f"train  {t}")
     if plan["cost"]:

@@ -129,6 +129,7 @@ def build(study: "Study", stages: list["Stage"], total_seconds: float) -> dict:
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["img"] = _img
     env.filters["png"] = _png
+    env.filters["num"] = lambda x: "" if x is None else f"{round(float(x), 3):,g}"
     tmpl = env.from_string(resources.files("gpt4llm.pipeline").joinpath("templates/report.html.j2").read_text(encoding="utf-8"))
     html = tmpl.render(res=results, r=r, usage=usage, curves=_img(curves[0]) if curves else None,
                        paper_figs={k: _img(v[0]) for k, v in paper_figs.items()}, paper=paper,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -63,7 +64,7 @@ class Study:
     def __init__(self, pipe: Pipeline, file: Path, output_dir: Path | None = None, quiet: bool = False):
         self.pipe, self.file, self.quiet = pipe, Path(file), quiet
         base = output_dir or (resolve_path(pipe.output_dir, self.file) if pipe.output_dir else Path("runs") / pipe.name)
-        self.out = Path(base)
+        self.out = Path(os.path.normpath(base))
         self.journal = self.out / "journal.sqlite"
         self.results: dict[str, dict] = {}
         self.fingerprints: dict[str, str] = {}
@@ -82,8 +83,13 @@ class Study:
             return value
         return str(resolve_path(value, self.file).resolve())
 
-    def options(self, model: str) -> dict:
-        return self.pipe.backend.options()
+    def options(self, model: str, bulk: bool = False) -> dict:
+        """Backend options for a model; ``bulk`` stages (generate, translate, compare) of an openai:
+        model use the Batch API when backend.batch_api is set."""
+        opts = self.pipe.backend.options()
+        if bulk and self.pipe.backend.batch_api and model.startswith("openai:"):
+            opts.update(batch_api=True, fallback=self.pipe.backend.batch_fallback, quiet=self.quiet)
+        return opts
 
     def prices(self, model: str):
         from gpt4llm.backends import parse_model
@@ -171,9 +177,7 @@ class Study:
             g = self.pipe.stages.generate
             src = (str(self.p("data", f"instructions.{lang}.jsonl")) if lang != "en"
                    else self.path(self.pipe.data.instructions))
-            opts = self.options(self.pipe.models.teacher)
-            if self.pipe.backend.batch_api:
-                opts.update(batch_api=True, fallback=self.pipe.backend.batch_fallback, quiet=self.quiet)
+            opts = self.options(self.pipe.models.teacher, bulk=True)
             r = generate.run(generate.GenerateConfig(
                 output=self.p("data", f"teacher.{lang}.jsonl"), input=src, teacher=self.pipe.models.teacher,
                 limit=self.pipe.data.limit, params=self.params(g.temperature, g.max_tokens, g.top_p),
@@ -191,7 +195,7 @@ class Study:
             r = translate.run(translate.TranslateConfig(
                 output=self.p("data", f"instructions.{lang}.jsonl"), input=self.path(self.pipe.data.instructions),
                 to=lang, translator=self.pipe.translator, limit=self.pipe.data.limit, journal=self.journal,
-                backend_options=self.options(self.pipe.translator), quiet=self.quiet))
+                backend_options=self.options(self.pipe.translator, bulk=True), quiet=self.quiet))
             if r.failed:
                 raise PartialFailure(f"{r.failed} instructions could not be translated")
             return {"written": r.written, "calls": calls_dict(r.calls)}
@@ -211,7 +215,7 @@ class Study:
             r = generate.run(generate.GenerateConfig(
                 output=out, input=self.path(self.pipe.data.instructions), teacher=src.model,
                 limit=self.pipe.data.limit, params=self.params(src.temperature, src.max_tokens),
-                journal=self.journal, backend_options=self.options(src.model), prices=self.prices(src.model),
+                journal=self.journal, backend_options=self.options(src.model, bulk=True), prices=self.prices(src.model),
                 quiet=self.quiet))
             calls[src.name] = calls_dict(r.calls)
             files.append(str(out))
@@ -219,7 +223,7 @@ class Study:
             instructions=str(teacher), responses=files, output=self.p("data", "comparisons.jsonl"),
             judge=self.pipe.models.judge, source_names=[x.name for x in c.sources], max_reasks=c.max_reasks,
             params=self.params(c.temperature, c.max_tokens), journal=self.journal,
-            backend_options=self.options(self.pipe.models.judge), max_usd=c.max_usd,
+            backend_options=self.options(self.pipe.models.judge, bulk=True), max_usd=c.max_usd,
             prices=self.prices(self.pipe.models.judge), quiet=self.quiet, allow_missing=True,
             score_mode=c.score_mode))
         calls["judge"] = calls_dict(r.calls)
@@ -348,11 +352,11 @@ class Study:
         from gpt4llm.eval import rank
 
         n = self.pipe.stages.answer.samples
-        src = self.results["answer"]["files"]["judge"]["student-en" if "en" in self.pipe.languages
-                                                       else f"student-{self.pipe.languages[0]}"]
+        student = f"student-{'en' if 'en' in self.pipe.languages else self.pipe.languages[0]}"
+        src = self.results["answer"]["files"]["judge"][student]
         groups = {}
         for k in range(1, n + 1):
-            out = self.p("answers", f"judge.student-R{k}.jsonl")
+            out = self.p("answers", f"judge.{student}-R{k}.jsonl")
             info = rank.run(rank.RankConfig(reward_model=self.p("models", "reward"), input=src, output=out,
                                             group=k, model_id_suffix=f"R{k}",
                                             batch_size=self.pipe.stages.rank.batch_size,

@@ -156,7 +156,6 @@ def tokens_per_second_callback():
 def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation: int, result) -> None:
     import datasets
     from transformers import DataCollatorWithFlattening, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     model = load_model(cfg, tok)
     args = TrainingArguments(
@@ -165,7 +164,7 @@ def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation
         per_device_train_batch_size=cfg.per_device_batch, gradient_accumulation_steps=accumulation,
         max_steps=cfg.max_steps or -1, save_strategy="steps", save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, logging_steps=cfg.logging_steps, seed=cfg.seed, data_seed=cfg.seed,
-        gradient_checkpointing=cfg.gradient_checkpointing, report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        **checkpointing_flag(cfg.gradient_checkpointing), report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         remove_unused_columns=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
         disable_tqdm=cfg.quiet, save_only_model=False, deepspeed=cfg.deepspeed,
@@ -180,7 +179,7 @@ def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation
                       data_collator=collator, callbacks=[tokens_per_second_callback()])
     if cfg.loss_norm == "example":
         trainer.loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: divide by accumulation
-    last = get_last_checkpoint(str(cfg.output_dir)) if cfg.resume else None
+    last = last_checkpoint(cfg.output_dir) if cfg.resume else None
     try:
         out = trainer.train(resume_from_checkpoint=last)
     except torch.OutOfMemoryError as e:
@@ -189,6 +188,34 @@ def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation
     result.steps, result.train_loss = out.global_step, out.training_loss
     result.log_history = trainer.state.log_history
     save(cfg, trainer, tok, template)
+
+
+def checkpointing_flag(on: bool) -> dict:
+    """Activation (gradient) checkpointing under its current TrainingArguments name: transformers
+    renamed gradient_checkpointing to activation_checkpointing during 5.x."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    return {"activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing": on}
+
+
+def last_checkpoint(output_dir) -> str | None:
+    """The newest complete checkpoint: a kill while one is written leaves a directory without a
+    readable trainer_state.json (the Trainer writes it last), which is passed over."""
+    import json
+    import re
+    from pathlib import Path
+
+    found = []
+    for d in Path(output_dir).glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        try:
+            if m and d.is_dir():
+                json.loads((d / "trainer_state.json").read_text())
+                found.append((int(m.group(1)), str(d)))
+        except (OSError, ValueError):
+            continue
+    return max(found)[1] if found else None
 
 
 def save(cfg, trainer, tok, template: PromptTemplate) -> None:

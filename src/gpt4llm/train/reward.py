@@ -188,8 +188,9 @@ def evaluate(model, groups: list[dict], collator, batch: int = 8) -> dict:
 
 def run(cfg: RMConfig) -> RMResult:
     import torch
+
+    from gpt4llm.train.loop import checkpointing_flag, last_checkpoint
     from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from gpt4llm.pairs import load_comparisons
     from gpt4llm.templates import ALPACA
@@ -249,7 +250,7 @@ def run(cfg: RMConfig) -> RMResult:
         lr_scheduler_type="cosine", warmup_steps=0.03, per_device_train_batch_size=cfg.per_device_batch,
         gradient_accumulation_steps=accumulation, max_steps=cfg.max_steps or -1, save_strategy="steps",
         save_steps=cfg.save_steps, save_total_limit=3, logging_steps=cfg.logging_steps, seed=cfg.seed,
-        data_seed=cfg.seed, gradient_checkpointing=cfg.gradient_checkpointing,
+        data_seed=cfg.seed, **checkpointing_flag(cfg.gradient_checkpointing),
         report_to=[] if cfg.report_to == "none" else [cfg.report_to], train_sampling_strategy="group_by_length",
         remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=cfg.quiet, deepspeed=cfg.deepspeed,
         use_cpu=not torch.cuda.is_available(), **precision_flags(cfg.precision))
@@ -257,7 +258,8 @@ def run(cfg: RMConfig) -> RMResult:
                         data_collator=collator)
     trainer.loss_is_scaled_for_ga = False
     t0 = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=get_last_checkpoint(str(cfg.output_dir)) if cfg.resume else None)
+
+    out = trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output_dir) if cfg.resume else None)
     result.steps, result.seconds = out.global_step, time.perf_counter() - t0
     model = trainer.model
     if cfg.lora or cfg.qlora:

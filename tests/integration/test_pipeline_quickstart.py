@@ -1,0 +1,66 @@
+"""``gpt4llm run configs/quickstart.yaml`` end to end on CPU, killed with -9 mid-SFT and run again:
+every stage completes, nothing is called or trained twice, the report has every section, and
+results.json says what the stage outputs say."""
+
+import json
+
+from support import ROOT, read_jsonl, run_cli
+
+from gpt4llm.pipeline.report import SECTIONS
+
+
+def test_killed_study_resumes_without_repeating_work(quickstart_run):
+    r, second = quickstart_run, quickstart_run["second"]
+    assert second.returncode == 0, second.stderr[-3000:]
+    # Stages finished before the kill were skipped, not redone.
+    assert {"generate.en.json", "compare.json"} <= set(r["before_markers"])
+    assert "generate.en: done earlier, skipped" in second.stderr and "compare: done earlier, skipped" in second.stderr
+    # No model call was made twice: every call journaled before the kill is untouched, each once.
+    assert r["before"] and all(r["after"][k] == v for k, v in r["before"].items())
+    assert all(attempts == 1 for _, attempts in r["after"].values())
+    # SFT continued from its checkpoint (left as it was) to the planned 3 steps.
+    assert r["ckpt"].stat().st_mtime_ns == r["ckpt_mtime"]
+    meta = json.loads((r["out"] / "models" / "student-en" / "gpt4llm_train.json").read_text())
+    assert meta["status"] == "done" and meta["steps"] == 3
+
+
+def test_results_json_matches_the_stage_outputs(quickstart_run):
+    out, res = quickstart_run["out"], quickstart_run["results"]
+    assert res["sections"] == list(SECTIONS)
+    r = res["results"]
+    assert set(r) >= {"generate", "compare", "sft", "rm", "answer", "rank", "judge", "rouge", "stats"}
+    assert r["generate"]["en"]["written"] == len(read_jsonl(out / "data" / "teacher.en.jsonl")) == 24
+    assert r["compare"]["report"] == json.loads((out / "data" / "comparisons.jsonl.report.json").read_text())
+    assert r["compare"]["written"] == len(read_jsonl(out / "data" / "comparisons.jsonl"))
+    summaries = json.loads((out / "eval" / "reviews.jsonl.summary.json").read_text())["models"]
+    assert r["judge"]["summaries"] == summaries
+    assert set(summaries) == {"student-en", "student-en-R1", "student-en-R2", "student-en-R3"}
+    for s in summaries.values():  # every question judged in both orders, none silently dropped
+        assert s["questions"] == 6 and s["scored"] + s["parse_failures"] == 6 and s["flip_rate"] is not None
+    assert r["rouge"]["table"] == json.loads((out / "eval" / "rouge.json").read_text())
+    assert r["stats"]["numbers"] == json.loads((out / "stats" / "stats.json").read_text())
+    sft = json.loads((out / "models" / "student-en" / "gpt4llm_train.json").read_text())
+    assert r["sft"]["en"]["steps"] == sft["steps"] and r["rm"]["pairs"] > 0
+    for k in (1, 2, 3):  # each ranking group holds one answer per question
+        assert len(read_jsonl(out / "answers" / f"judge.student-en-R{k}.jsonl")) == 6
+    prov = res["provenance"]
+    assert prov["models"]["teacher"] == "local:smollm2-135m-instruct" and prov["seed"] == 42
+    assert prov["versions"]["transformers"] and "prompts/rating.txt" in prov["prompt_hashes"]
+    assert prov["usage_per_stage"]["generate"]["calls"] == 24
+
+
+def test_report_has_every_section_and_escapes_model_text(quickstart_run):
+    html = (quickstart_run["out"] / "report.html").read_text()
+    for s in SECTIONS:
+        assert f'<section id="{s}">' in html
+    assert "<script" not in html  # nothing executable; model text is escaped by autoescape
+    assert 'src="data:image/png;base64,' in html  # images are embedded: one file opens anywhere
+
+
+def test_a_finished_study_runs_again_with_nothing_to_do(quickstart_run):
+    out = quickstart_run["out"]
+    before = (out / "data" / "comparisons.jsonl").read_bytes()
+    r = run_cli("run", str(ROOT / "configs" / "quickstart.yaml"), "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.count("done earlier, skipped") == 9
+    assert (out / "data" / "comparisons.jsonl").read_bytes() == before
