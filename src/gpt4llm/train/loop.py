@@ -101,12 +101,15 @@ def example_mean_loss(logits: torch.Tensor, labels: torch.Tensor, position_ids: 
 
     In a packed row, example k's tokens are those after the k-th position id 0.
     """
-    logits, target = logits[:, :-1].float(), labels[:, 1:]
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX,
+    # Shift the labels, not the logits: slicing [B, T, vocab] logits would copy them (and their
+    # gradient), the largest tensors of a step for a 49K-token vocabulary.
+    target = F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]
+    ce = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX,
                          reduction="none").view(target.shape)
     mask = target != IGNORE_INDEX
     if position_ids is not None:
-        example = (position_ids == 0).cumsum(-1)[:, 1:]
+        starts = (position_ids == 0).cumsum(-1)
+        example = torch.cat([starts[:, 1:], starts[:, -1:]], dim=1)  # target t is the token at t + 1
         example = example + torch.arange(example.shape[0], device=example.device)[:, None] * (example.max() + 1)
     else:
         example = torch.arange(target.shape[0], device=target.device)[:, None].expand_as(target)
