@@ -69,16 +69,69 @@ def encode_all(records: list[AlpacaRecord], tokenizer: Any, template: PromptTemp
     return examples, stats
 
 
-def padding_share(lengths: list[int], micro_batch: int, packing: bool, grouped: bool) -> float:
-    """Share of pad tokens in the batches: 0 with padding-free packing; else pad to the longest
-    of each micro-batch (approximating length grouping by sorting in windows of 50 batches)."""
-    if packing or not lengths:
+def attention_ratio(config: Any) -> float:
+    """Executed attention FLOPs per (query, key) pair over linear-layer FLOPs per token, for a
+    decoder with this config: 4 x hidden x layers / (2 x linear parameters), the parameters
+    estimated from the config (attention with grouped KV heads, a gated MLP, the LM head)."""
+    c = config.get_text_config() if hasattr(config, "get_text_config") else config
+    h, layers = c.hidden_size, c.num_hidden_layers
+    heads = getattr(c, "num_attention_heads", None) or max(h // 64, 1)
+    kv_dim = (getattr(c, "num_key_value_heads", None) or heads) * (getattr(c, "head_dim", None) or h // heads)
+    inter = getattr(c, "intermediate_size", None) or getattr(c, "ffn_dim", None) or 4 * h
+    linear = layers * (2 * h * h + 2 * h * kv_dim + 3 * h * inter) + c.vocab_size * h
+    return 2 * h * layers / linear
+
+
+def plan_rows(lengths: list[int], ratio: float) -> list[list[int]]:
+    """Which examples of a micro-batch go end to end in which row (indices, in their order).
+
+    Attention kernels without variable-length support (SDPA, eager) compute a whole row's L x L
+    scores and mask the cross-example ones away, so one row of 8 x 250 tokens pays 2,000^2 pairs
+    of attention and memory; rows padded to the longest pay for pad tokens instead. Each row
+    count r from 1 to n is tried, the examples spread longest-first over the least-loaded row
+    (LPT), and the plan with the least estimated compute, r x longest row x (1 + ratio x longest
+    row), is kept. ratio = 0 (FlashAttention's varlen kernels) always gives one padding-free row.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    best: list[list[int]] = [list(range(len(lengths)))]
+    best_cost = float("inf")
+    for r in range(1, len(lengths) + 1):
+        rows: list[list[int]] = [[] for _ in range(r)]
+        loads = [0] * r
+        for i in order:
+            j = loads.index(min(loads))
+            rows[j].append(i)
+            loads[j] += lengths[i]
+        longest = max(loads)
+        cost = r * longest * (1 + ratio * longest)
+        if cost < best_cost:
+            best, best_cost = [sorted(row) for row in rows], cost
+    return best
+
+
+def padding_share(lengths: list[int], micro_batch: int, packing: bool, grouped: bool, ratio: float = 0.0,
+                  seed: int = 42) -> float:
+    """Predicted share of pad tokens over one epoch: the micro-batches in the order transformers'
+    sampler draws them (``get_length_grouped_indices`` when grouped, else a random permutation),
+    packed into the rows of ``plan_rows`` padded to the longest, or each padded to its longest
+    example."""
+    if not lengths:
         return 0.0
-    order = list(lengths)
-    if grouped:
-        window = micro_batch * 50
-        order = [x for i in range(0, len(order), window) for x in sorted(order[i:i + window], reverse=True)]
-    padded = sum(max(order[i:i + micro_batch]) * len(order[i:i + micro_batch]) for i in range(0, len(order), micro_batch))
+    import torch
+    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    generator = torch.Generator().manual_seed(seed)
+    indices = (get_length_grouped_indices(lengths, micro_batch, generator=generator) if grouped
+               else torch.randperm(len(lengths), generator=generator).tolist())
+    order = [lengths[i] for i in indices]
+    padded = 0
+    for i in range(0, len(order), micro_batch):
+        batch = order[i:i + micro_batch]
+        if packing:
+            rows = plan_rows(batch, ratio)
+            padded += len(rows) * max(sum(batch[j] for j in row) for row in rows)
+        else:
+            padded += max(batch) * len(batch)
     return 1 - sum(order) / padded
 
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from gpt4llm.errors import UserError
 from gpt4llm.templates import IGNORE_INDEX, PromptTemplate
+from gpt4llm.train.data import attention_ratio, plan_rows
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ def precision_flags(precision: str) -> dict[str, bool]:
     cuda = torch.cuda.is_available()
     if precision == "auto":
         precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "fp32"
-    if precision in ("bf16", "fp16") and not cuda:
-        raise UserError(f"--precision {precision} needs a GPU; use fp32 on the CPU")
+    if precision == "fp16" and not cuda:
+        raise UserError("--precision fp16 needs a GPU; on the CPU use bf16 (autocast; fast where the CPU has "
+                        "AVX512-BF16 or AMX) or fp32")
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
@@ -96,6 +98,48 @@ class PaddedCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": attn}
 
 
+class PackedRowsCollator:
+    """Padding-free micro-batches: examples end to end in rows, position ids restarting at 0 at
+    each example and no attention mask, so transformers masks attention block-diagonally and no
+    example sees another. How many rows is ``plan_rows``'s choice (one row with FlashAttention's
+    varlen kernels; with SDPA or eager attention as many as keep the L x L scores cheap). A row
+    shorter than the longest ends in a pad block of its own (label -100, positions from 0)."""
+
+    def __init__(self, pad_id: int, ratio: float):
+        self.pad_id, self.ratio = pad_id, ratio
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        rows = plan_rows([len(f["input_ids"]) for f in features], self.ratio)
+        width = max(sum(len(features[i]["input_ids"]) for i in row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            at = 0
+            for i in row:
+                k = len(features[i]["input_ids"])
+                ids[r, at:at + k] = torch.tensor(features[i]["input_ids"])
+                labels[r, at:at + k] = torch.tensor(features[i]["labels"])
+                positions[r, at:at + k] = torch.arange(k)
+                at += k
+            positions[r, at:] = torch.arange(width - at)
+        return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+def real_tokens(inputs: dict[str, torch.Tensor]) -> int:
+    """Non-pad tokens of a micro-batch: the attention mask's ones; in packed rows, the tokens of
+    the segments (from one position id 0 to the next) that carry a label."""
+    if "attention_mask" in inputs:
+        return int(inputs["attention_mask"].sum())
+    if "position_ids" not in inputs or "labels" not in inputs:
+        return inputs["input_ids"].numel()
+    segment = (inputs["position_ids"] == 0).cumsum(-1)
+    segment = segment + torch.arange(segment.shape[0], device=segment.device)[:, None] * (segment.max() + 1)
+    labelled = torch.zeros(int(segment.max()) + 1, dtype=torch.bool, device=segment.device)
+    labelled[segment[inputs["labels"] != IGNORE_INDEX]] = True
+    return int(labelled[segment].sum())
+
+
 def example_mean_loss(logits: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor | None) -> torch.Tensor:
     """Mean over the micro-batch's examples of each example's mean token loss.
 
@@ -128,12 +172,21 @@ def make_trainer_class():
         loss_norm = "example"
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # No KV cache in training: transformers reads packed rows' position ids (block-diagonal
+            # attention) only without one; Trainer sets config.use_cache=False, this holds either way.
+            inputs = {**inputs, "use_cache": False}
             if self.loss_norm == "token":
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             labels = inputs.pop("labels")
             outputs = model(**inputs)
             loss = example_mean_loss(outputs.logits, labels, inputs.get("position_ids"))
             return (loss, outputs) if return_outputs else loss
+
+        def _track_num_input_tokens(self, inputs):  # the trained tokens, pad blocks of packed rows excluded
+            if self.args.include_num_input_tokens_seen != "non_padding":
+                return super()._track_num_input_tokens(inputs)
+            count = torch.as_tensor(real_tokens(inputs), device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(count).sum().item()
 
     return SFTTrainer
 
@@ -158,7 +211,7 @@ def tokens_per_second_callback():
 
 def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation: int, result) -> None:
     import datasets
-    from transformers import DataCollatorWithFlattening, TrainingArguments
+    from transformers import TrainingArguments
 
     model = load_model(cfg, tok)
     args = TrainingArguments(
@@ -174,7 +227,8 @@ def train(cfg, tok, template: PromptTemplate, examples: list[dict], accumulation
         # On a machine without CUDA, say so: accelerate then runs torchrun/accelerate-launched
         # processes as multi-CPU DDP (gloo) instead of as independent copies.
         use_cpu=not torch.cuda.is_available(), **precision_flags(cfg.precision))
-    collator = (DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX) if cfg.packing
+    flash = str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
+    collator = (PackedRowsCollator(tok.pad_token_id, 0.0 if flash else attention_ratio(model.config)) if cfg.packing
                 else PaddedCollator(tok.pad_token_id))
     Trainer = make_trainer_class()
     Trainer.loss_norm = cfg.loss_norm

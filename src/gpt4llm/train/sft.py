@@ -3,7 +3,8 @@
 Load: Alpaca records with the teacher's ``output``; encode them with the template object (loss
 on output + EOS only). Do: train with transformers' ``Trainer`` (so ``accelerate launch`` runs
 it under DDP, FSDP or DeepSpeed unchanged), padding-free packing by default (a micro-batch is
-its examples end to end with position ids restarting at 0; attention never crosses examples),
+its examples end to end in one or a few rows with position ids restarting at 0; attention never
+crosses examples),
 example-mean loss as in the paper's per-device batch of 1. Write: a standard HF checkpoint
 (model + tokenizer + ``gpt4llm_template.json`` + ``gpt4llm_train.json``) that transformers,
 vLLM, ``gpt4llm serve`` and ``gpt4llm answer`` load directly.
@@ -23,7 +24,7 @@ from typing import Any
 
 from gpt4llm.errors import UserError
 from gpt4llm.templates import IGNORE_INDEX, TEMPLATES
-from gpt4llm.train.data import DataStats, encode_all, load_sft_records, padding_share, render_example, split_batch
+from gpt4llm.train.data import DataStats, attention_ratio, encode_all, load_sft_records, padding_share, render_example, split_batch
 
 log = logging.getLogger(__name__)
 TRAIN_FILE = "gpt4llm_train.json"
@@ -134,6 +135,18 @@ def model_source(name: str) -> tuple[str, dict]:
     return source, {}
 
 
+def _attention_ratio(name: str) -> float:
+    """``data.attention_ratio`` of the model's config (SDPA assumed), or 0 when it cannot be read."""
+    from transformers import AutoConfig
+
+    try:
+        source, kw = model_source(name)
+        return attention_ratio(AutoConfig.from_pretrained(source, **kw))
+    except Exception as e:  # a hub id offline, or an architecture without these fields: predict one row
+        log.debug("no attention ratio for %s: %s", name, e)
+        return 0.0
+
+
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
@@ -178,7 +191,8 @@ def run(cfg: SFTConfig) -> SFTResult:
         raise UserError(f"--template chat: {cfg.model} has no chat template; use --template alpaca")
     examples, stats = encode_all(records, tok, template, cfg.max_length, cfg.overlong)
     stats.padding_share = round(padding_share([e["length"] for e in examples], cfg.per_device_batch,
-                                              cfg.packing, cfg.group_by_length), 4)
+                                              cfg.packing, cfg.group_by_length, _attention_ratio(cfg.model),
+                                              cfg.seed), 4)
     result = SFTResult(cfg.output_dir, stats, render_example(tok, examples[0]), split)
     if cfg.dry_run:
         return result
