@@ -12,14 +12,13 @@ both. Target (issue 5): >= 1.8x comparisons/s, accuracy within 2 points.
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from common import save
+from common import run_child, save
 
 HERE = Path(__file__).parent
 TOPICS = "cats rivers stars bread trains music rain chess tea maps boats snow owls ferns kites tides".split()
@@ -86,21 +85,8 @@ print(json.dumps({"pairs": len(rows) * float(epochs), "seconds": seconds, "metri
 
 def measure(cmd: list[str]) -> tuple[str, float]:
     """Run a contender in its own process: (stdout, that process's own peak RSS in MB)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = [], []
-    import threading
-
-    readers = [threading.Thread(target=lambda f, b: b.append(f.read()), args=(f, b)) for f, b in
-               ((proc.stdout, out), (proc.stderr, err))]
-    for t in readers:
-        t.start()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the max over all children
-    for t in readers:
-        t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError("".join(err)[-3000:])
-    return "".join(out), usage.ru_maxrss / 1024
+    out, rss, _ = run_child(cmd)
+    return out, rss
 
 
 def main() -> None:

@@ -39,11 +39,10 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from common import save
+from common import run_child, save
 
 HERE = Path(__file__).parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -202,19 +201,8 @@ def make_backbone(path: Path):
 
 def measure(cmd: list[str]) -> tuple[dict, float, float]:
     """Run a contender in its own process: (its JSON line, its own peak RSS in MB, wall seconds)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = [], []
-    readers = [threading.Thread(target=lambda f, b: b.append(f.read()), args=(f, b)) for f, b in
-               ((proc.stdout, out), (proc.stderr, err))]
-    for t in readers:
-        t.start()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the max over all children
-    for t in readers:
-        t.join()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError("".join(err)[-3000:])
-    return json.loads("".join(out).strip().splitlines()[-1]), usage.ru_maxrss / 1024, time.perf_counter() - t0
+    out, rss, wall = run_child(cmd)
+    return json.loads(out.strip().splitlines()[-1]), rss, wall
 
 
 def matmul_gflops(dtype: str, n: int = 1024, reps: int = 30) -> float:

@@ -3,6 +3,7 @@ statistics that ``--dry-run`` prints (examples, tokens, padding share, truncated
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -95,14 +96,17 @@ def plan_rows(lengths: list[int], ratio: float) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     best: list[list[int]] = [list(range(len(lengths)))]
     best_cost = float("inf")
+    floor = max(lengths, default=0) * (1 + ratio * max(lengths, default=0))  # no row is shorter than the longest example
     for r in range(1, len(lengths) + 1):
+        if r * floor >= best_cost:  # every larger r costs at least this much: stop
+            break
         rows: list[list[int]] = [[] for _ in range(r)]
-        loads = [0] * r
+        heap = [(0, j) for j in range(r)]  # (load, row): the least-loaded row first, lowest index on ties
         for i in order:
-            j = loads.index(min(loads))
+            load, j = heapq.heappop(heap)
             rows[j].append(i)
-            loads[j] += lengths[i]
-        longest = max(loads)
+            heapq.heappush(heap, (load + lengths[i], j))
+        longest = max(load for load, _ in heap)
         cost = r * longest * (1 + ratio * longest)
         if cost < best_cost:
             best, best_cost = [sorted(row) for row in rows], cost
