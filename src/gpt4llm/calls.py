@@ -43,6 +43,21 @@ class CallStats:
     seconds: float = 0.0
     entries: dict[str, Entry] = field(default_factory=dict)
 
+    def merge(self, other: "CallStats | None") -> "CallStats":
+        """The stats of two runs of calls together (a stage's rounds: first asks, then re-asks)."""
+        if other is None:
+            return self
+        out = CallStats(max_usd=self.max_usd if self.max_usd is not None else other.max_usd)
+        for f in ("requested", "cached", "called", "ok", "failed", "skipped", "prompt_tokens",
+                  "completion_tokens", "seconds"):
+            setattr(out, f, getattr(self, f) + getattr(other, f))
+        for f in ("cost_usd", "new_cost_usd"):
+            a, b = getattr(self, f), getattr(other, f)
+            setattr(out, f, None if a is None or b is None else a + b)
+        out.budget_reached = self.budget_reached or other.budget_reached
+        out.entries = {**self.entries, **other.entries}
+        return out
+
 
 @dataclass
 class Plan:
@@ -103,7 +118,7 @@ def _money(x: float | None) -> str:
 
 
 async def _run(backend: Backend, journal: Journal, requests: list[Request], label: str, quiet: bool,
-               prices: Prices, max_usd: float | None) -> CallStats:
+               prices: Prices, max_usd: float | None, budget: Budget | None) -> CallStats:
     t0 = time.perf_counter()
     backend.journal = journal
     stats = CallStats(requested=len(requests), max_usd=max_usd)
@@ -111,12 +126,15 @@ async def _run(backend: Backend, journal: Journal, requests: list[Request], labe
     unique = len(stats.entries) + len(pending)
     stats.cached = len(stats.entries)
     backend.prices = prices
-    if max_usd is not None:
+    if budget is None and max_usd is not None:
+        budget = Budget(max_usd)
+    if budget is not None:
         if not prices.known:
             raise UserError(f"--max-usd: no price is known for {backend.model}; give --price-in and "
                             "--price-out (USD per 1M tokens) or --prices FILE")
-        spent = sum(e.cost_usd or 0.0 for e in stats.entries.values())
-        backend.budget = Budget(max_usd, spent)
+        stats.max_usd = budget.max_usd
+        budget.spent += sum(e.cost_usd or 0.0 for e in stats.entries.values())  # paid by earlier runs
+    backend.budget = budget
     tokens = sum(e.prompt_tokens + e.completion_tokens for e in stats.entries.values())
     cost = sum(e.cost_usd or 0.0 for e in stats.entries.values())
     with progress_bar(quiet) as bar:
@@ -151,19 +169,21 @@ async def _run(backend: Backend, journal: Journal, requests: list[Request], labe
         stats.new_cost_usd = sum(e.cost_usd or 0.0 for k, e in stats.entries.items() if k in pending)
     else:
         stats.cost_usd = stats.new_cost_usd = None
-    stats.budget_reached = getattr(backend, "budget", None) is not None and backend.budget.reached
+    stats.budget_reached = budget is not None and budget.reached
     stats.seconds = time.perf_counter() - t0
     return stats
 
 
 def run_calls(backend: Backend, journal: Journal, requests: list[Request], label: str = "calls",
-              quiet: bool = False, *, prices: Prices | None = None, max_usd: float | None = None) -> CallStats:
+              quiet: bool = False, *, prices: Prices | None = None, max_usd: float | None = None,
+              budget: Budget | None = None) -> CallStats:
     """Make every request that the journal does not hold as ``ok``; return all entries.
 
-    With ``max_usd``, no request is sent that could take the job's total cost (journaled calls
-    included) past the cap; ``stats.budget_reached`` tells the stage to stop with exit code 3.
+    With ``max_usd`` (or a ``budget`` shared by several runs of one job, e.g. re-ask rounds), no
+    request is sent that could take the job's total cost (journaled calls included) past the cap;
+    ``stats.budget_reached`` tells the stage to stop with exit code 3.
     """
-    return asyncio.run(_run(backend, journal, requests, label, quiet, _prices(backend, prices), max_usd))
+    return asyncio.run(_run(backend, journal, requests, label, quiet, _prices(backend, prices), max_usd, budget))
 
 
 def plan_calls(backend: Backend, journal: Journal, requests: list[Request], *, prices: Prices | None = None,

@@ -103,13 +103,7 @@ def generate(
         *call_lines(c),
     ]
     typer.echo("\n".join(lines))
-    if c.budget_reached:
-        from gpt4llm.errors import BudgetExceeded
-
-        raise BudgetExceeded(f"budget reached: ${c.cost_usd:,.4f} of --max-usd {c.max_usd:g} spent; "
-                             f"{s.not_run} records not sent; re-run with a higher --max-usd to continue")
-    if s.failed:
-        raise typer.Exit(1)
+    finish_calls("generate", c, s.failed, s.errors_file, not_run=s.not_run)
 
 
 def call_lines(c) -> list[str]:
@@ -239,8 +233,7 @@ def answer(
     typer.echo("\n".join([f"wrote {s.written} answers to {s.output} (template: {s.template})",
                           f"  failed: {s.failed}" + (" (listed in the .errors.jsonl file; re-run to retry)" if s.failed else ""),
                           *call_lines(s.calls)]))
-    if s.failed:
-        raise typer.Exit(1)
+    finish_calls("answer", s.calls, s.failed, f"{s.output}.errors.jsonl")
 
 
 compare_app = typer.Typer(help="Score K models' responses with a judge (the paper's comparison data).")
@@ -287,8 +280,20 @@ def compare(
                + ", ".join(str(p) for p in s.figure))
     if s.calls is not None:
         typer.echo("\n".join(call_lines(s.calls)))
-    if s.call_failures:
-        raise typer.Exit(1)
+    finish_calls("compare", s.calls, s.call_failures, f"{s.output}.errors.jsonl")
+
+
+def finish_calls(stage: str, calls, failed: int, errors_file, not_run: int | None = None) -> None:
+    """Exit 3 when the budget stopped the job, 1 when calls failed (after the summary is printed)."""
+    from gpt4llm.errors import BudgetExceeded, PartialFailure
+
+    if calls is not None and calls.budget_reached:
+        left = f"; {not_run} records not sent" if not_run else ""
+        raise BudgetExceeded(f"{stage}: budget reached: ${calls.cost_usd or 0:,.4f} of --max-usd {calls.max_usd:g} "
+                             f"spent{left}; re-run with a higher --max-usd to continue (paid calls are journaled)")
+    if failed:
+        raise PartialFailure(f"{stage}: {failed} model calls failed (listed in {errors_file}); run the same command "
+                             "again to retry them (calls that succeeded are not repeated)")
 
 
 def report_text(report: dict) -> str:
@@ -296,7 +301,7 @@ def report_text(report: dict) -> str:
     for name, r in report["sources"].items():
         lines.append(f"{name[:24]:<24} {r['n']:>6} {r['mean']:>8.2f} {r['median']:>7g}  {r['most_common_score']:g} "
                      f"({r['most_common_share']:.1%})")
-    for key in ("identical_responses_removed", "ties", "parse_failures", "call_failures",
+    for key in ("identical_responses_removed", "ties", "parse_failures", "call_failures", "reasks", "reasks_rescued",
                 "prompts_skipped_fewer_than_2_scored"):
         if key in report:
             lines.append(f"{key.replace('_', ' ')}: {report[key]}")
@@ -464,6 +469,10 @@ def eval_judge(
     typer.echo(f"wrote reviews to {s.output}, summary to {s.output}.summary.json, chart " + ", ".join(map(str, s.figure)))
     if s.calls is not None:
         typer.echo("\n".join(call_lines(s.calls)))
+    if s.asked is not None and s.asked.reasks:
+        cost = "" if not s.asked.reask_cost_usd else f", ${s.asked.reask_cost_usd:,.4f}"
+        typer.echo(f"  follow-ups: {s.asked.reasks} (read {s.asked.rescued} verdicts{cost})")
+    finish_calls("eval judge", s.calls, s.call_failures, f"{s.output}.errors.jsonl")
 
 
 def judge_text(model_id: str, s: dict) -> str:
@@ -472,7 +481,12 @@ def judge_text(model_id: str, s: dict) -> str:
     lines = [f"{model_id} vs {s.get('reference', 'reference')}: {s['model_score_sum']:g} : {s['reference_score_sum']:g} = {ratio}"
              + (f" (95% CI {ci[0]:.1f}-{ci[1]:.1f})" if ci else ""),
              f"  wins/ties/losses {s['wins']}/{s['ties']}/{s['losses']} over {s['scored']} questions; "
-             f"parse failures {s['parse_failures']}" + (f"; flip rate {s['flip_rate']:.1%}" if s.get("flip_rate") is not None else "")]
+             f"parse failures {s['parse_failures']}; call failures {s.get('call_failures', 0)}"
+             + (f"; flip rate {s['flip_rate']:.1%}" if s.get("flip_rate") is not None else "")
+             + (f"; out of 1-10 (kept) {s['out_of_range']}" if s.get("out_of_range") else "")]
+    rel = s.get("reliability") or {}
+    if rel.get("unreliable"):
+        lines.append(f"  UNRELIABLE JUDGE: {'; '.join(rel['reasons'])}")
     return "\n".join(lines)
 
 
@@ -565,8 +579,8 @@ def human_results(
 
 @app.command()
 def stats(
-    data: Annotated[str, typer.Option("--data", "-d", help="Alpaca records (e.g. the teacher's answers).")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o")],
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Alpaca records (e.g. the teacher's answers); optional with --scores.")] = None,
     compare: Annotated[Optional[str], typer.Option(help="A second dataset shown beside the first (the paper: GPT-3's answers).")] = None,
     scores: Annotated[Optional[str], typer.Option(help="JSON dict of comparison score lists per source (cmp_data_scores.json).")] = None,
     field: Annotated[str, typer.Option(help="instruction or output: the text parsed for verb-noun pairs.")] = "instruction",
@@ -647,8 +661,7 @@ def translate(
     typer.echo("\n".join([f"wrote {s.written} translated records to {s.output}",
                           f"  failed: {s.failed}" + (" (listed in the .errors.jsonl file)" if s.failed else ""),
                           *call_lines(s.calls)]))
-    if s.failed:
-        raise typer.Exit(1)
+    finish_calls("translate", s.calls, s.failed, f"{s.output}.errors.jsonl")
 
 
 @app.command()
@@ -695,6 +708,11 @@ def self_instruct(
     typer.echo(f"kept {r['kept']} of {r['target']} new instructions in {r['rounds']} rounds ({r['calls']} model calls); wrote {output}")
     for why, n in sorted(r["rejected"].items(), key=lambda kv: -kv[1]):
         typer.echo(f"  rejected: {why}: {n}")
+    if r["call_failures"]:
+        from gpt4llm.errors import PartialFailure
+
+        raise PartialFailure(f"self-instruct: {r['call_failures']} of {r['rounds']} rounds' model calls failed; run the "
+                             "same command again to retry them (rounds that succeeded are not repeated)")
 
 
 @app.command("run")
@@ -746,12 +764,26 @@ def main() -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         for name in ("huggingface_hub", "datasets", "transformers", "httpx", "httpx2", "openai"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    from gpt4llm.errors import UserError
+    from gpt4llm.errors import PartialFailure, UserError, missing_dependency
 
     try:
         app()
-    except UserError as e:
+    except (UserError, PartialFailure) as e:
         if debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
+    except ModuleNotFoundError as e:
+        if debug:
+            raise
+        print(f"error: {missing_dependency(e)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue (finished calls are journaled)", file=sys.stderr)
+        sys.exit(130)
+    except Exception as e:
+        if debug:
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        print(f"internal error: {type(e).__name__}: {first} (run again with --debug for the traceback)", file=sys.stderr)
+        sys.exit(1)

@@ -3,9 +3,10 @@ paper's rating prompt (PAPER.md section 2); the output is the paper's comparison
 
 Load: the instructions and K response files (Alpaca with ``output``, or FastChat answers),
 joined by id / question_id; identical responses to one prompt are scored once (the released
-data has 1,665 such pairs). Do: one rating call per response through the journal; a first
-line that does not parse is re-asked up to ``max_reasks`` times (a new sample index), then the
-response is marked failed with the judge's text kept; no default score is ever substituted.
+data has 1,665 such pairs). Do: one rating call per response through the journal; the score is
+read from the first line, else from the last explicit score (``scoring``); a reply no rule reads
+is followed up in the same conversation up to ``max_reasks`` times (``stage.ask_until_parsed``),
+then the response is marked failed with the judge's text kept; no default score is ever substituted.
 Write: v2 records, ``<output>.report.json`` (the quality report) and the score-KDE figure.
 """
 
@@ -29,9 +30,13 @@ from gpt4llm.eval.questions import load_questions
 from gpt4llm.generate import errors_path, journal_path, open_backend
 from gpt4llm.schemas import Question, record_id
 from gpt4llm.scoring import parse_score, rationale
+from gpt4llm.stage import AskStats, ask_until_parsed
 from gpt4llm.templates import ALPACA
 
 RATING = resources.files("gpt4llm.prompts").joinpath("rating.txt").read_text(encoding="utf-8")
+# The follow-up turn when no rule reads a score (the judge's own reply stays in the conversation).
+FOLLOWUP = ("Please output only the overall score of the response: a single line containing one value "
+            "on the scale of 1 to 10, and nothing else.")
 
 
 def rating_prompt(instruction: str, input: str, response: str) -> str:
@@ -54,7 +59,7 @@ class CompareConfig:
     allow_missing: bool = False
     """Score what is there when a source lacks some prompts (else stop and list them)."""
     max_reasks: int = 2
-    """Re-ask the judge this many times when its first line holds no valid score."""
+    """Follow-ups when no rule reads a valid score from the judge's reply."""
     params: GenParams = field(default_factory=lambda: GenParams(temperature=0.2, top_p=1.0, max_tokens=1024))
     """Judge decoding; the paper does not publish it: Vicuna's reviewer settings (0.2, 1024)."""
     journal: Path | None = None
@@ -139,8 +144,7 @@ def run(cfg: CompareConfig) -> CompareSummary:
             seen[text] = name
             items.append((q, name, text))
     results: dict[tuple, dict] = {}
-    pending = list(items)
-    stats = None
+    asked = AskStats(None)
     if cfg.score_mode not in ("text", "logprobs"):
         raise UserError(f"--score-mode {cfg.score_mode}: use text or logprobs")
     if cfg.score_mode == "logprobs":
@@ -149,43 +153,33 @@ def run(cfg: CompareConfig) -> CompareSummary:
         chats = [[{"role": "user", "content": rating_prompt(q.instruction, q.input, t)}] for q, _, t in items]
         for (q, name, _), e in zip(items, expected_scores(cfg.judge, chats, batch_size=cfg.backend_options.get("batch_size") or 8)):
             text = score_text(e)
-            score, why = parse_score(text)
+            score, rule = parse_score(text)
             results[(q.question_id, name)] = ({"status": "ok", "score": score, "rationale": rationale(text), "attempts": 1,
-                                               "score_mass": round(e.mass, 6)} if score is not None else
+                                               "parse_rule": "logprobs", "score_mass": round(e.mass, 6)}
+                                              if score is not None else
                                               {"status": "parse_failed", "reason": "no probability on score tokens",
                                                "raw": text, "attempts": 1})
-        pending = []
-    with Journal(cfg.journal or journal_path(cfg.output)) as journal:
-        for attempt in range(cfg.max_reasks + 1):
-            if not pending:
-                break
-            reqs = [Request(params=cfg.params, sample=attempt, tag=it,
-                            messages=[{"role": "user", "content": rating_prompt(it[0].instruction, it[0].input, it[2])}])
-                    for it in pending]
-            stats = run_calls(backend, journal, reqs, label=f"compare (judge {backend.model}, try {attempt + 1})",
-                              quiet=cfg.quiet, prices=cfg.prices, max_usd=cfg.max_usd)
-            retry = []
-            for r in reqs:
-                q, name, text = r.tag
-                e = stats.entries.get(r.key)
-                if e is None or not e.ok:
-                    results[(q.question_id, name)] = {"status": "call_failed", "reason": e.error if e else "not run"}
-                    continue
-                score, why = parse_score(e.text)
-                if score is None:
-                    results[(q.question_id, name)] = {"status": "parse_failed", "reason": why, "raw": e.text,
-                                                      "attempts": attempt + 1}
-                    retry.append(r.tag)
-                else:
-                    results[(q.question_id, name)] = {"status": "ok", "score": score, "rationale": rationale(e.text),
-                                                      "attempts": attempt + 1}
-            pending = retry
-            if stats.budget_reached:
-                break
-    return _write(cfg, questions, items, results, identical, backend, stats)
+    else:
+        with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+            answers, asked = ask_until_parsed(
+                backend, journal,
+                [((q.question_id, name), [{"role": "user", "content": rating_prompt(q.instruction, q.input, text)}])
+                 for q, name, text in items],
+                parse_score, FOLLOWUP, params=cfg.params, max_reasks=cfg.max_reasks,
+                label=f"compare (judge {backend.model})", quiet=cfg.quiet, prices=cfg.prices, max_usd=cfg.max_usd)
+        for key, a in answers.items():
+            if a.status == "ok":
+                results[key] = {"status": "ok", "score": a.value, "rationale": rationale(a.text), "attempts": a.attempts,
+                                "parse_rule": a.rule, **({"followups": a.followups} if a.followups else {})}
+            elif a.status == "parse_failed":
+                results[key] = {"status": "parse_failed", "reason": a.reason, "raw": a.text, "attempts": a.attempts,
+                                **({"followups": a.followups} if a.followups else {})}
+            else:
+                results[key] = {"status": a.status, "reason": a.reason}
+    return _write(cfg, questions, items, results, identical, backend, asked)
 
 
-def _write(cfg, questions, items, results, identical, backend, stats) -> CompareSummary:
+def _write(cfg, questions, items, results, identical, backend, asked: AskStats) -> CompareSummary:
     by_q: dict[Any, list] = {}
     for q, name, text in items:
         by_q.setdefault(q.question_id, []).append((name, text, results.get((q.question_id, name), {"status": "not_run"})))
@@ -194,7 +188,7 @@ def _write(cfg, questions, items, results, identical, backend, stats) -> Compare
         entries = by_q.get(q.question_id, [])
         scored = [{"response": t, "score": r["score"], "source": n} for n, t, r in entries if r["status"] == "ok"]
         failed = [{"source": n, "response": t, **r} for n, t, r in entries if r["status"] != "ok"]
-        errors += [{"question_id": q.question_id, **f} for f in failed if f["status"] == "call_failed"]
+        errors += [{"question_id": q.question_id, **f} for f in failed if f["status"] in ("call_failed", "not_run")]
         if len(scored) < 2:
             skipped += 1
             continue
@@ -219,7 +213,12 @@ def _write(cfg, questions, items, results, identical, backend, stats) -> Compare
     report["prompts_skipped_fewer_than_2_scored"] = skipped
     report["identical_responses_removed"] = sum(identical.values())
     report["parse_failures"] = sum(1 for r in results.values() if r["status"] == "parse_failed")
-    report["call_failures"] = len(errors)
+    report["call_failures"] = sum(1 for r in results.values() if r["status"] == "call_failed")
+    report["not_run_budget"] = sum(1 for r in results.values() if r["status"] == "not_run")
+    report["parse_rules"] = dict(Counter(r["parse_rule"] for r in results.values() if r["status"] == "ok"))
+    report["reasks"] = asked.reasks
+    report["reasks_rescued"] = asked.rescued
+    report["reask_cost_usd"] = asked.reask_cost_usd
     report["ties"] = sum(1 for rec in out for i, a in enumerate(rec["responses_and_scores"])
                          for b in rec["responses_and_scores"][i + 1:] if a["score"] == b["score"])
     report["score_mode"] = cfg.score_mode
@@ -228,7 +227,7 @@ def _write(cfg, questions, items, results, identical, backend, stats) -> Compare
         report["mean_score_token_mass"] = round(statistics.fmean(masses), 6)
     write_json(Path(f"{cfg.output}.report.json"), report)
     fig = plots.score_kde(per_source, Path(f"{cfg.output}.scores")) if per_source else []
-    return CompareSummary(Path(cfg.output), len(out), report, fig, len(errors), stats)
+    return CompareSummary(Path(cfg.output), len(out), report, fig, report["call_failures"], asked.calls)
 
 
 def score_report(scores: dict[str, list[float]]) -> dict:

@@ -90,9 +90,11 @@ def score_text(e: Expected) -> str:
     return f"{e.score:.2f}\n(expected score over the judge's score-token probabilities; mass {e.mass:.4f})"
 
 
-def verdict_texts(judge: str, chats: list[list[dict]], batch_size: int = 8) -> list[str]:
-    """'s1 s2' verdicts: s1 as above, then s2 after the most likely s1 and a space."""
+def verdict_texts(judge: str, chats: list[list[dict]], batch_size: int = 8) -> tuple[list[str], list[float]]:
+    """'s1 s2' verdicts: s1 as above, then s2 after the most likely s1 and a space; and the mean
+    probability mass the judge put on score tokens for the two."""
     first = expected_scores(judge, chats, batch_size=batch_size)
     second = expected_scores(judge, chats, [f"{e.best} " for e in first], batch_size)
-    return [f"{a.score:.2f} {b.score:.2f}\n(expected scores over the judge's score-token probabilities; "
-            f"mass {a.mass:.4f}, {b.mass:.4f})" for a, b in zip(first, second)]
+    texts = [f"{a.score:.2f} {b.score:.2f}\n(expected scores over the judge's score-token probabilities; "
+             f"mass {a.mass:.4f}, {b.mass:.4f})" for a, b in zip(first, second)]
+    return texts, [round((a.mass + b.mass) / 2, 6) for a, b in zip(first, second)]

@@ -186,4 +186,5 @@ def run(cfg: SelfInstructConfig) -> dict:
         if executor is not None:
             executor.shutdown()
     io.write_records(cfg.output, kept)
-    return {"kept": len(kept), "rounds": rounds, "calls": calls, "rejected": dict(reasons), "target": cfg.num}
+    return {"kept": len(kept), "rounds": rounds, "calls": calls, "rejected": dict(reasons), "target": cfg.num,
+            "call_failures": reasons["call failed"]}

@@ -62,7 +62,8 @@ def verb_noun_pairs(texts: list[str], nlp, n_process: int = 1, batch_size: int =
 
 @dataclass
 class StatsConfig:
-    data: str
+    data: str | None
+    """Alpaca records (e.g. the teacher's answers); None for the score statistics alone."""
     output_dir: Path
     compare: str | None = None
     scores: str | None = None
@@ -87,36 +88,52 @@ def _texts(source: str, fld: str, limit: int | None) -> tuple[list[str], list[st
     return [str(r.get(fld) or "") for r in rows], [str(r.get("output") or "") for r in rows]
 
 
+def _scores(path: str) -> dict[str, list[float]]:
+    """A JSON object of score lists per source (the paper's cmp_data_scores.json)."""
+    try:
+        per_source = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a readable JSON dict of score lists ({e})") from e
+    if not isinstance(per_source, dict) or not per_source:
+        raise UserError(f"{path}: expected a JSON object of score lists per source, e.g. {{\"gpt4\": [9, 8, ...]}}")
+    for name, values in per_source.items():
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise UserError(f"{path}: '{name}' must be a list of numbers")
+    return per_source
+
+
 def run(cfg: StatsConfig) -> StatsResult:
     if cfg.field not in ("instruction", "output"):
         raise UserError(f"--field {cfg.field}: use instruction or output")
+    if not cfg.data and not cfg.scores:
+        raise UserError("stats: give --data (instruction data) and/or --scores (comparison score lists)")
+    if cfg.compare and not cfg.data:
+        raise UserError("--compare is shown beside --data: give --data too")
+    per_source = _scores(cfg.scores) if cfg.scores else None  # read first: a bad file fails before spaCy loads
     out, files, numbers = cfg.output_dir, [], {}
     out.mkdir(parents=True, exist_ok=True)
-    nlp = load_spacy(cfg.spacy_model)
-    sets = {cfg.names[0]: cfg.data}
-    if cfg.compare:
-        sets[cfg.names[1]] = cfg.compare
-    counts, lengths = {}, {}
-    for name, src in sets.items():
-        texts, outputs = _texts(src, cfg.field, cfg.limit)
-        pairs = verb_noun_pairs(texts, nlp, cfg.n_process)
-        counts[name] = Counter(pairs)
-        lengths[name] = [len(o.split()) for o in outputs if o]
-        numbers[name] = {"records": len(texts), "with_pair": len(pairs), "unique_pairs": len(counts[name]),
-                         "top_pairs": [[v, n, c] for (v, n), c in counts[name].most_common(25)],
-                         "mean_output_words": sum(lengths[name]) / len(lengths[name]) if lengths[name] else None}
-    files += plots.top_pairs(counts, out / "top25_verb_noun")
-    first = next(iter(counts))
-    files += plots.sunburst(counts[first], out / "verb_noun_sunburst")
-    if any(lengths.values()):
-        files += plots.length_histogram(lengths, out / "output_length")
-    if cfg.scores:
+    if cfg.data:
+        nlp = load_spacy(cfg.spacy_model)
+        sets = {cfg.names[0]: cfg.data}
+        if cfg.compare:
+            sets[cfg.names[1]] = cfg.compare
+        counts, lengths = {}, {}
+        for name, src in sets.items():
+            texts, outputs = _texts(src, cfg.field, cfg.limit)
+            pairs = verb_noun_pairs(texts, nlp, cfg.n_process)
+            counts[name] = Counter(pairs)
+            lengths[name] = [len(o.split()) for o in outputs if o]
+            numbers[name] = {"records": len(texts), "with_pair": len(pairs), "unique_pairs": len(counts[name]),
+                             "top_pairs": [[v, n, c] for (v, n), c in counts[name].most_common(25)],
+                             "mean_output_words": sum(lengths[name]) / len(lengths[name]) if lengths[name] else None}
+        files += plots.top_pairs(counts, out / "top25_verb_noun")
+        first = next(iter(counts))
+        files += plots.sunburst(counts[first], out / "verb_noun_sunburst")
+        if any(lengths.values()):
+            files += plots.length_histogram(lengths, out / "output_length")
+    if per_source is not None:
         from gpt4llm.compare import score_report
 
-        try:
-            per_source = json.loads(Path(cfg.scores).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"{cfg.scores}: not a readable JSON dict of score lists ({e})") from e
         numbers["scores"] = score_report(per_source)
         files += plots.score_kde(per_source, out / "score_distribution")
     io.write_json(out / "stats.json", numbers)

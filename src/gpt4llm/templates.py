@@ -97,7 +97,9 @@ class PromptTemplate:
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / TEMPLATE_FILE
-        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        from gpt4llm.io import write_json
+
+        write_json(path, asdict(self))
         return path
 
     @classmethod

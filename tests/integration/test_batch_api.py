@@ -266,12 +266,16 @@ def test_crash_after_download_loses_no_result(tmp_path, server):
 
 
 def test_budget_is_reserved_before_a_batch_is_created(tmp_path, server):
+    from gpt4llm.backends.pricing import max_prompt_tokens
+
     recs = records(tmp_path, 5)
-    prices = Prices(1000.0, 1000.0)  # x0.5: worst case ~ (prompt + 512 tokens) x $500 per 1M ~ $0.28 a request
-    _, stats = run(backend(server), tmp_path / "j.sqlite", recs, prices=prices, max_usd=0.6)
+    prices = Prices(1000.0, 1000.0)  # x0.5: worst case (prompt bytes + 512 tokens) x $500 per 1M ~ $0.38 a request
+    worst = [(max_prompt_tokens(r.messages, None) + 512) * 500 / 1e6 for r in requests_for(recs)]
+    cap = sum(worst[:2]) + 0.5 * worst[2]  # room for the first two requests, not for a third
+    _, stats = run(backend(server), tmp_path / "j.sqlite", recs, prices=prices, max_usd=cap)
     assert stats.budget_reached and stats.ok == 2 and stats.skipped == 3
     assert len(server.order) == 1 and len(server.batch_ids(0)) == 2
-    assert stats.cost_usd <= 0.6
+    assert stats.cost_usd <= cap
     _, stats = run(backend(server), tmp_path / "j.sqlite", recs, prices=prices, max_usd=5.0)
     assert stats.ok == 5 and len(server.order) == 2 and len(server.batch_ids(1)) == 3
 

@@ -37,11 +37,11 @@ def test_compare_vicuna_answers_with_the_embedded_judge(tmp_path):
                     if x["source"].startswith("bard"))["response"] == bard[row["meta"]["question_id"]]
     assert sum(s["n"] for s in report["sources"].values()) == n_scored
     assert (tmp_path / "cmp.jsonl.scores.png").exists() or n_scored == 0
-    # Every response was asked once, the unparsed ones once more (sample index 1), nothing else.
+    # Every response was asked once, the unread ones followed up once in the same conversation, nothing else.
     db = sqlite3.connect(tmp_path / "cmp.jsonl.journal.sqlite")
-    samples = [json.loads(req)["sample"] for (req,) in db.execute("SELECT request FROM calls")]
-    assert samples.count(0) == 12 and len(samples) == 12 + samples.count(1)
-    assert samples.count(1) >= report["parse_failures"]  # the re-asked ones that still failed are reported
+    turns = [len(json.loads(req)["messages"]) for (req,) in db.execute("SELECT request FROM calls")]
+    assert turns.count(1) == 12 and len(turns) == 12 + turns.count(3) and turns.count(3) == report["reasks"]
+    assert turns.count(3) >= report["parse_failures"]  # the followed-up ones that still failed are reported
     first = json.loads(db.execute("SELECT request FROM calls LIMIT 1").fetchone()[0])["messages"][0]["content"]
     assert first.startswith("### Instruction \n\n") and first.endswith("avoiding any potential bias.")
     before = out.read_bytes()
@@ -73,8 +73,52 @@ def test_identical_responses_are_scored_once(tmp_path, openai_server, openai_env
                 "--judge", "openai:judge", "-q", env=openai_env)
     # The loopback server answers "answer <hash>": no score on the first line, so all fail to parse.
     assert r.returncode == 0, r.stderr
-    contents = openai_server.contents()
-    assert contents.count(rating_prompt("a?", "", "same")) == 3  # asked once + 2 re-asks, not twice that
+    asked = [x["body"]["messages"] for x in openai_server.requests if x["body"]["messages"][0]["content"] == rating_prompt("a?", "", "same")]
+    assert [len(m) for m in asked] == [1, 3, 5]  # asked once + 2 follow-ups in one conversation, not twice that
     report = json.loads((tmp_path / "c.jsonl.report.json").read_text())
     assert report["identical_responses_removed"] == 1 and report["parse_failures"] == 2
     assert report["prompts_skipped_fewer_than_2_scored"] == 1 and read_jsonl(tmp_path / "c.jsonl") == []
+
+
+RATINGS = [  # (the judge's reply, the score read from it without a follow-up)
+    ("8\nThe response is accurate and complete.", 8), ("Score: 9/10\nClear and correct.", 9),
+    ("7 out of 10\nIt misses one of the 3 steps.", 7), ("**6**\n\nVague in places.", 6), ("10\nPerfect.", 10),
+    ("The response answers the question with 2 examples and is well organised.\n\nScore: 8/10", 8),
+    ("It is relevant but shallow.\n\nOverall, I would rate this response a 5 out of 10.", 5),
+    ("Rating: 4/10\nThe answer is mostly wrong.", 4), ("9.5\nExcellent.", 9.5), ("3 - largely irrelevant", 3),
+]
+FOLLOWED = [  # (reply, the judge's answer to the follow-up, score)
+    ("I would rate it 3 or 4 out of 10.", "4", 4),   # ambiguous
+    ("11\nOutstanding.", "10", 10),                   # outside the prompt's 1-10 scale
+    ("0\nNo answer.", "1", 1),
+]
+
+
+def test_compare_reads_ratings_as_judges_write_them(tmp_path, openai_server, openai_env):
+    texts = RATINGS + [(t, s) for t, _, s in FOLLOWED]
+    q = write_jsonl(tmp_path / "q.jsonl", [{"question_id": i, "text": f"question {i}?"} for i in range(len(texts))])
+    a = write_jsonl(tmp_path / "a.jsonl", [{"question_id": i, "answer_id": f"a{i}", "model_id": "A", "text": f"answer A{i}"}
+                                           for i in range(len(texts))])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"question_id": i, "answer_id": f"b{i}", "model_id": "B", "text": f"answer B{i}"}
+                                           for i in range(len(texts))])
+    followup = {t: f for t, f, _ in FOLLOWED}
+
+    def reply(body):
+        msgs = body["messages"]
+        i = int(msgs[0]["content"].split("question ")[1].split("?")[0])
+        text = texts[i][0]
+        return text if len(msgs) == 1 else followup[text]
+
+    openai_server.reply = reply
+    out = tmp_path / "c.jsonl"
+    r = run_cli("compare", "-i", str(q), "-r", str(a), "-r", str(b), "-o", str(out), "--judge", "openai:gpt-4", "-q",
+                env=openai_env)
+    assert r.returncode == 0, r.stderr
+    rows = {row["meta"]["question_id"]: row for row in read_jsonl(out)}
+    for i, (_, score) in enumerate(texts):
+        assert [x["score"] for x in rows[i]["responses_and_scores"]] == [score, score]
+    report = json.loads((tmp_path / "c.jsonl.report.json").read_text())
+    assert report["reasks"] == 2 * len(FOLLOWED) and report["reasks_rescued"] == 2 * len(FOLLOWED)
+    assert report["parse_rules"] == {"first_line": 2 * 8, "explicit": 2 * 2, "followup": 2 * 3}
+    assert report["reask_cost_usd"] > 0 and report["parse_failures"] == 0
+    assert len(openai_server.requests) == 2 * len(texts) + 2 * len(FOLLOWED)

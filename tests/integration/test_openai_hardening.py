@@ -128,6 +128,27 @@ def test_max_usd_stops_before_the_cap_and_a_higher_cap_continues(tmp_path, opena
     assert "cost $40.0000" in r.stdout
 
 
+def test_max_usd_waits_for_calls_in_flight_and_uses_most_of_the_cap(tmp_path):
+    # The case: 4 in flight, 512 max tokens, a $0.10 cap; each call reserves its worst case
+    # (about $0.013: 512 tokens at $25 per 1M, plus the prompt's bytes at $1 per 1M) and really costs
+    # about $0.0023 (90 completion tokens). The old rule stopped after ~21 calls (under half the cap).
+    import random
+
+    rng = random.Random(7)
+    recs = instructions(60)
+    src = write_jsonl(tmp_path / "in.jsonl", recs)
+    out = tmp_path / "out.jsonl"
+    with OpenAIServer(delay=lambda: rng.uniform(0.0, 0.05), reply=lambda body: ("ok", {"completion_tokens": 90})) as server:
+        env = {"OPENAI_API_KEY": server.api_key, "OPENAI_BASE_URL": server.url}
+        r = run_cli("generate", "-i", str(src), "-o", str(out), "--teacher", "openai:teacher", "--max-tokens", "512",
+                    "--concurrency", "4", "--price-in", "1", "--price-out", "25", "--max-usd", "0.10", *FAST, env=env)
+        assert r.returncode == 3, r.stderr
+        rows = read_jsonl(out)
+        spent = sum(x["meta"]["cost_usd"] for x in rows)
+        assert 0.075 <= spent <= 0.10, spent
+        assert len(rows) == len(server.requests) < 60
+
+
 def test_dry_run_makes_no_request_and_needs_no_key(tmp_path, openai_server):
     src = write_jsonl(tmp_path / "in.jsonl", instructions(50))
     out = tmp_path / "out.jsonl"

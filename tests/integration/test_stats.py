@@ -39,3 +39,12 @@ def test_a_missing_spacy_pipeline_says_how_to_install_one(tmp_path):
     r = run_cli("stats", "--data", str(DATA / "gpt4llm-paper" / "user_oriented_instructions.jsonl"), "-o", str(tmp_path),
                 "--spacy-model", "xx_no_such_pipeline")
     assert r.returncode == 2 and "not installed" in r.stderr and "pip install" in r.stderr
+
+
+def test_the_released_scores_alone(tmp_path):
+    r = run_cli("stats", "--scores", str(DATA / "gpt4llm-paper" / "cmp_data_scores.json"), "-o", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "stats.json").read_text())
+    assert set(s) == {"scores"} and round(s["scores"]["sources"]["gpt4"]["most_common_share"], 3) == 0.895
+    assert (tmp_path / "score_distribution.png").stat().st_size > 1000
+    assert "gpt4" in r.stdout and "89.5%" in r.stdout

@@ -39,8 +39,12 @@ class Fault:
 
 
 class OpenAIServer:
-    def __init__(self, api_key: str = "test-key", delay: float = 0.0, fault: Callable | None = None):
-        self.api_key, self.delay, self.fault = api_key, delay, fault
+    """``reply(body)`` (optional) writes the answer to a request instead of ``answer_for``: a text,
+    or (text, usage dict); ``delay`` may be a number or a callable giving seconds per request."""
+
+    def __init__(self, api_key: str = "test-key", delay: float | Callable = 0.0, fault: Callable | None = None,
+                 reply: Callable | None = None):
+        self.api_key, self.delay, self.fault, self.reply = api_key, delay, fault, reply
         self.requests: list[dict] = []
         self.attempts: Counter = Counter()
         self.lock = threading.Lock()
@@ -80,8 +84,9 @@ class OpenAIServer:
                     attempt = server.attempts[content]
                     server.requests.append({"path": self.path, "content": content, "body": body, "time": time.time(),
                                             "auth": auth})
-                if server.delay:
-                    time.sleep(server.delay)
+                delay = server.delay() if callable(server.delay) else server.delay
+                if delay:
+                    time.sleep(delay)
                 f = None
                 if server.fault is not None:
                     nargs = len(inspect.signature(server.fault).parameters)
@@ -102,6 +107,10 @@ class OpenAIServer:
                 text = answer_for(content)
                 length = body.get("max_tokens", 512) < 2
                 usage = {"prompt_tokens": len(content.split()), "completion_tokens": 2, "total_tokens": len(content.split()) + 2}
+                if server.reply is not None:
+                    got = server.reply(body)
+                    text, custom = got if isinstance(got, tuple) else (got, None)
+                    usage = {**usage, **(custom or {})}
                 if chat:
                     choice = {"index": 0, "message": {"role": "assistant", "content": text},
                               "finish_reason": "length" if length else "stop"}

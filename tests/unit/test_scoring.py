@@ -1,4 +1,4 @@
-"""The judge-score parser on well-formed and adversarial first lines (issue 5 asks for >= 40)."""
+"""The rating parser of ``compare``: first lines, scores written after the explanation, refusals (>= 40 cases)."""
 
 import pytest
 
@@ -12,18 +12,32 @@ ACCEPT = [
     ("8.", 8), ("8 - a solid answer", 8), ("9 9", 9), ("I would rate it 7 out of 10 overall.", 7),
     ("\n\n8\nbecause", 8), ("8.0", 8), ("Score of 10/10", 10),
 ]
+LATER = [  # a score written after the explanation: the last explicit one
+    ("The response is accurate and well organised.\n\nScore: 8/10", 8),
+    ("The response covers the main points.\nOverall, I would rate this response a 7 out of 10.", 7),
+    ("Here is my evaluation of the 3 aspects you asked about, in order:\nclear\nScore: 6", 6),
+    ("Explanation first.\nI'd give it a 9.", 9), ("Good answer.\nRating: 8/10\nOn reflection, final score: 7", 7),
+    ("I would rate this response 8 out of 10 because it covers 3 points", 8),
+]
 REFUSE = [
     ("", "empty"), ("   \n  ", "empty"), ("ten", "no score"), ("The response is helpful.", "no score"),
     ("7-8", "several"), ("7 or 8", "several"), ("8, 9", "several"), ("Score 8, Assistant 2", "several"),
     ("0", "outside"), ("11", "outside"), ("100", "outside"), ("0.5", "outside"), ("-3", "outside"),
     ("6/8", "out of 8"), ("3 out of 5", "out of 5"), ("Rating: N/A", "no score"),
     ("**Excellent**\n9", "no score"), ("9/10 vs 8/10", "several"),
+    ("Good.\nI would rate it 3 or 4 out of 10.", "ambiguous"), ("Fine.\nScore: 11/10", "outside"),
+    ("Fine\nScore: 0", "outside"), ("Fine.\nScore: 7-8", "ambiguous"), ("Fine\nScore: 6/8", "out of 8"),
 ]
 
 
 @pytest.mark.parametrize("text, score", ACCEPT)
 def test_accepts(text, score):
-    assert parse_score(text) == (score, "ok")
+    assert parse_score(text) == (score, "first_line")
+
+
+@pytest.mark.parametrize("text, score", LATER)
+def test_reads_a_score_written_after_the_explanation(text, score):
+    assert parse_score(text)[0] == score
 
 
 @pytest.mark.parametrize("text, why", REFUSE)

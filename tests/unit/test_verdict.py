@@ -25,37 +25,58 @@ def test_reviewer_prompt_is_byte_exact_for_each_category(category, pid):
     assert msgs[1]["content"] == p["prompt_template"].format(question="Q {x}?", answer_1="A1", answer_2="A2", **p["defaults"])
 
 
-ACCEPT = [
+FIRST_LINE = [
     ("8 9", [8, 9]), ("8, 9", [8, 9]), ("8,9", [8, 9]), ("8.5 9", [8.5, 9]), ("(8, 9)", [8, 9]), ("(8.5, 7.0)", [8.5, 7]),
     ("Assistant 1: 8 Assistant 2: 9", [8, 9]), ("Assistant 1: 8, Assistant 2: 9", [8, 9]),
     ("assistant 1 - 7; assistant 2 - 10", [7, 10]), ("**8** **9**", [8, 9]), ("**8 9**", [8, 9]), ("`(6, 8)`", [6, 8]),
     ("8/10 9/10", [8, 9]), ("10 10", [10, 10]), ("1 1", [1, 1]), ("9 8\nAssistant 1 was better.", [9, 8]),
     ("\n\n7 6", [7, 6]), ("[8, 9]", [8, 9]), ("8\t9", [8, 9]), ("Scores: 8 9", [8, 9]), ("8 and 9", [8, 9]),
     ("Assistant 1's score: 6, Assistant 2's score: 9", [6, 9]),
+    # kept as written, counted as out of range by the summary (FastChat kept "0 9" for an empty answer)
+    ("0 9", [0, 9]), ("8 11", [8, 11]), ("85 90", [85, 90]), ("9 8 (Assistant 1 is more detailed)", [9, 8]),
+    ("8 9 out of 10 each", [8, 9]), ("Assistant 2: 9, Assistant 1: 8", [8, 9]),
+]
+LATER = [  # the math prompt puts the scores at the end; some judges explain first under any prompt
+    ("First, I will solve the problem independently:\nx = 10\n\nScores:\nAssistant 1: 10\nAssistant 2: 4", [10, 4], "per_assistant"),
+    ("First, I will solve it.\n\nOutput: (1, 7)", [1, 7], "closing_tuple"),
+    ("First, I will solve it.\nx = 3\n\n(8, 9)", [8, 9], "closing_tuple"),
+    ("First.\nScores:\nAssistant 1: 1/10\nAssistant 2: 2/10", [1, 2], "per_assistant"),
+    ("Reasoning.\nAssistant 1 receives a score of 8, while Assistant 2 receives a score of 9.", [8, 9], "per_assistant"),
+    ("Reasoning.\nI would give Assistant 1 a score of 1 and Assistant 2 a score of 10.\n\nOutput: (1, 10)", [1, 10], "closing_tuple"),
+    ("Reasoning.\nI would rate them 7 and 9, respectively.", [7, 9], "per_assistant"),
+    ("Reasoning.\nAssistant 1: 2 (Incorrect answer)\nAssistant 2: 4 (Attempted)", [2, 4], "per_assistant"),
+    ("Solve: the point (2, -2).\nAssistant 1: 12 is its answer\nScores:\nAssistant 1: 9\nAssistant 2: 4", [9, 4], "per_assistant"),
+    ("Reasoning\n```python\n(3, 8)\n```", [3, 8], "closing_tuple"),
 ]
 REFUSE = [
-    ("", "empty"), ("8", "found 1"), ("8 9 10", "found 3"), ("Assistant 1 is better.", "found 0"),
-    ("Both answers are good", "found 0"), ("0 9", "outside"), ("8 11", "outside"), ("85 90", "outside"),
-    ("The scores are eight and nine", "found 0"), ("(8, 9, 7)", "found 3"), ("8 9 out of 10 each", "found 3"),
-    ("-", "found 0"), ("Assistant 1: N/A Assistant 2: 9", "found 1"), ("1 2 3 4", "found 4"),
-    ("Score: 7/10", "found 1"), ("8-9 9", "found 3"), ("I cannot judge this.", "found 0"),
-    ("*", "found 0"), ("100 90", "outside"),
+    "", "8", "8 9 10", "Assistant 1 is better.", "Both answers are good", "The scores are eight and nine",
+    "(8, 9, 7)", "-", "Assistant 1: N/A Assistant 2: 9", "1 2 3 4", "Score: 7/10", "8-9 9", "I cannot judge this.",
+    "*", "Let's solve 2 + 3 first.\nThe answer is 5.",
+    # a pair quoted in the reasoning is not a verdict
+    "First, I will solve it.\nThe endpoints are (2, -2) and (10, 4).\nBoth assistants computed it.\nThey agree.\nGood.",
+    # an answer of the math problem after "Assistant 1:" is not a score
+    "Solve.\nAssistant 1: 3x + 2 = 11\nAssistant 2: 10 = 2x - 10\nDone.",
 ]
 
 
-@pytest.mark.parametrize("text, scores", ACCEPT)
-def test_verdicts_accepted(text, scores):
-    assert parse_verdict(text) == ([float(x) for x in scores], "ok")
+@pytest.mark.parametrize("text, scores", FIRST_LINE)
+def test_first_line_verdicts(text, scores):
+    assert parse_verdict(text) == ([float(x) for x in scores], "first_line")
 
 
-@pytest.mark.parametrize("text, why", REFUSE)
-def test_verdicts_refused_with_a_reason(text, why):
+@pytest.mark.parametrize("text, scores, rule", LATER)
+def test_verdicts_written_later(text, scores, rule):
+    assert parse_verdict(text) == ([float(x) for x in scores], rule)
+
+
+@pytest.mark.parametrize("text", REFUSE)
+def test_verdicts_refused_with_a_reason(text):
     s, reason = parse_verdict(text)
-    assert s is None and why in reason
+    assert s is None and reason
 
 
 def test_forty_verdict_cases():
-    assert len(ACCEPT) + len(REFUSE) >= 40
+    assert len(FIRST_LINE) + len(LATER) + len(REFUSE) >= 40
 
 
 def rows(*pairs, cats=None):

@@ -32,7 +32,7 @@ from typing import Any, AsyncIterator
 
 from gpt4llm.backends.base import Backend, FatalBackendError, Request, Result
 from gpt4llm.backends.openai import OpenAIBackend, _reason, result_from_body
-from gpt4llm.backends.pricing import BATCH_DISCOUNT, Prices, estimate_prompt_tokens
+from gpt4llm.backends.pricing import BATCH_DISCOUNT, Prices, max_prompt_tokens
 from gpt4llm.errors import UserError
 
 MAX_REQUESTS_PER_FILE = 50_000  # OpenAI's limits per batch input file
@@ -449,7 +449,7 @@ class OpenAIBatchBackend(Backend):
     def _worst(self, req: Request) -> float:
         if self.budget is None or self.prices is None or not self.prices.known:
             return 0.0
-        return self.prices.cost(estimate_prompt_tokens(req.messages, req.prompt), req.params.max_tokens)
+        return self.prices.cost(max_prompt_tokens(req.messages, req.prompt), req.params.max_tokens)
 
     def _settle(self, reserved: dict[str, float], key: str, cost: float | None) -> None:
         worst = reserved.pop(key, 0.0)

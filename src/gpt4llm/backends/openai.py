@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator
 
 from gpt4llm.backends.base import Backend, FatalBackendError, Request, Result
 from gpt4llm.backends.limits import AdaptiveLimiter
-from gpt4llm.backends.pricing import estimate_prompt_tokens
+from gpt4llm.backends.pricing import estimate_prompt_tokens, max_prompt_tokens
 from gpt4llm.errors import UserError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -178,13 +178,15 @@ class OpenAIBackend(Backend):
             await asyncio.gather(*workers, return_exceptions=True)
 
     def _estimate(self, req: Request) -> tuple[int, float]:
+        """(estimated prompt tokens for the rate limits, worst-case USD for the budget)."""
         tokens = estimate_prompt_tokens(req.messages, req.prompt)
-        worst = self.prices.cost(tokens, req.params.max_tokens) if self.prices and self.prices.known else 0.0
-        return tokens, worst or 0.0
+        if not (self.prices and self.prices.known):
+            return tokens, 0.0
+        return tokens, self.prices.cost(max_prompt_tokens(req.messages, req.prompt), req.params.max_tokens)
 
     async def call(self, req: Request) -> Result:
         est_tokens, worst = self._estimate(req)
-        if self.budget is not None and not self.budget.reserve(worst):
+        if self.budget is not None and not await self.budget.acquire(worst):
             return Result(skipped="budget")
         cost = None
         try:
@@ -195,7 +197,7 @@ class OpenAIBackend(Backend):
             return res
         finally:
             if self.budget is not None:
-                self.budget.settle(worst, cost if cost is not None else 0.0)
+                await self.budget.release(worst, cost if cost is not None else 0.0)
 
     async def _call_with_retries(self, req: Request, est_tokens: int) -> Result:
         attempt, t0 = 0, time.perf_counter()

@@ -87,8 +87,25 @@ def estimate_prompt_tokens(messages: list[dict] | None, prompt: str | None) -> i
     return sum(estimate_tokens(m.get("content") or "") + 4 for m in messages) + 3  # per-message framing
 
 
+def max_prompt_tokens(messages: list[dict] | None, prompt: str | None) -> int:
+    """An upper bound of the prompt's tokens, for budget reservations: a byte-level BPE token is
+    at least one byte of UTF-8, so tokens <= bytes, plus generous chat framing per message."""
+    if messages is None:
+        return len((prompt or "").encode("utf-8")) + 16
+    return sum(len((m.get("content") or "").encode("utf-8")) + 16 for m in messages) + 16
+
+
 class Budget:
-    """A hard cap in USD over the whole job (journaled cost of earlier runs included)."""
+    """A hard cap in USD over the whole job (journaled cost of earlier runs included).
+
+    ``acquire`` reserves a request's worst case before it is sent. When the reservation does not
+    fit while other requests are in flight, it waits for them to settle (their real cost is
+    usually far below their worst case) and tries again; it refuses, and the job stops, only when
+    nothing is in flight and the worst case still does not fit. ``release`` replaces the
+    reservation by the real cost. Since a request never costs more than its worst case, spent +
+    reserved never passes the cap, in any interleaving. ``reserve``/``settle`` are the same
+    bookkeeping without waiting (the Batch API reserves a whole file before creating a batch).
+    """
 
     def __init__(self, max_usd: float, spent: float = 0.0):
         if not (max_usd > 0 and math.isfinite(max_usd)):
@@ -96,18 +113,55 @@ class Budget:
         self.max_usd = max_usd
         self.spent = spent
         self.reserved = 0.0
+        self.in_flight = 0
         self.refused = 0
+        self.stopped = False
+        self._cond = None
+        self._loop = None
 
     def reserve(self, worst_case: float) -> bool:
-        if self.spent + self.reserved + worst_case > self.max_usd:
+        if self.stopped or self.spent + self.reserved + worst_case > self.max_usd:
             self.refused += 1
             return False
         self.reserved += worst_case
         return True
 
     def settle(self, reserved: float, actual: float | None) -> None:
-        self.reserved -= reserved
+        self.reserved = max(0.0, self.reserved - reserved)
         self.spent += actual if actual is not None else reserved
+
+    def _condition(self):
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a Budget may outlive one event loop (re-ask rounds)
+            self._cond, self._loop = asyncio.Condition(), loop
+        return self._cond
+
+    async def acquire(self, worst_case: float) -> bool:
+        cond = self._condition()
+        async with cond:
+            while True:
+                if self.stopped:
+                    self.refused += 1
+                    return False
+                if self.spent + self.reserved + worst_case <= self.max_usd:
+                    self.reserved += worst_case
+                    self.in_flight += 1
+                    return True
+                if self.in_flight == 0:  # nothing will free money: this is where the job stops
+                    self.stopped = True
+                    self.refused += 1
+                    cond.notify_all()
+                    return False
+                await cond.wait()
+
+    async def release(self, reserved: float, actual: float | None) -> None:
+        cond = self._condition()
+        async with cond:
+            self.settle(reserved, actual)
+            self.in_flight -= 1
+            cond.notify_all()
 
     @property
     def reached(self) -> bool:

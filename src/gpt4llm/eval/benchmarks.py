@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpt4llm import io
 from gpt4llm.errors import UserError
 
 
@@ -85,7 +86,7 @@ def _install(b: Benchmark, src: Path) -> Path:
     if not b.sha256:  # trust on first use, then pin
         m = _manifest()
         m[b.name] = sha256(d / b.filename)
-        (d / "manifest.json").write_text(json.dumps(m, indent=2) + "\n")
+        io.write_json(d / "manifest.json", m)
     return d / b.filename
 
 

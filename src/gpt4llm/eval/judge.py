@@ -10,6 +10,7 @@ first line does not hold two scores is re-asked, then reported as a failure, nev
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,13 @@ from gpt4llm.backends.journal import Journal
 from gpt4llm.calls import CallStats, run_calls
 from gpt4llm.errors import UserError
 from gpt4llm.eval.questions import load_questions
-from gpt4llm.eval.verdict import parse_verdict, review_messages, reviewers, summarize
+from gpt4llm.eval.verdict import out_of_range, parse_verdict, review_messages, reviewers, summarize
 from gpt4llm.generate import errors_path, journal_path, open_backend
+from gpt4llm.stage import AskStats, ask_until_parsed
+
+# The follow-up turn when no rule reads two scores (the judge's review stays in the conversation).
+FOLLOWUP = ("Please output only the scores: a single line containing only two values indicating the scores "
+            "for Assistant 1 and 2, respectively. The two scores are separated by a space.")
 
 
 @dataclass
@@ -43,6 +49,7 @@ class JudgeConfig:
     journal: Path | None = None
     backend_options: dict = field(default_factory=dict)
     max_usd: float | None = None
+    prices: Any = None
     quiet: bool = False
     score_mode: str = "text"
     """text: parse the judge's review (the paper); logprobs: a local judge's expected scores."""
@@ -54,6 +61,11 @@ class JudgeSummary:
     summaries: dict[str, dict]
     figure: list[Path]
     calls: CallStats | None
+    asked: AskStats | None = None
+
+    @property
+    def call_failures(self) -> int:
+        return sum(s["call_failures"] for s in self.summaries.values())
 
 
 def load_answers(path: str, question_ids: set, allow_missing: bool) -> tuple[str, dict[Any, dict]]:
@@ -98,67 +110,58 @@ def run(cfg: JudgeConfig) -> JudgeSummary:
                 for o in orders:
                     items.append((model_id, q, o, a, b) if o == 0 else (model_id, q, o, b, a))
     verdicts: dict[tuple, dict] = {}
-    pending, stats = items, None
+    asked = AskStats(None)
     if cfg.score_mode not in ("text", "logprobs"):
         raise UserError(f"--score-mode {cfg.score_mode}: use text or logprobs")
+    messages = {}
+    for it in items:
+        question = it[1].instruction + (f"\n\n{it[1].input}" if it[1].input else "")
+        messages[(it[0], it[1].question_id, it[2])] = review_messages(it[1].category, question, it[3]["text"], it[4]["text"])
     if cfg.score_mode == "logprobs":
         from gpt4llm.logprob_scores import verdict_texts
 
-        chats, pids = [], []
-        for it in items:
-            question = it[1].instruction + (f"\n\n{it[1].input}" if it[1].input else "")
-            msgs, pid = review_messages(it[1].category, question, it[3]["text"], it[4]["text"])
-            chats.append(msgs)
-            pids.append(pid)
-        for it, pid, text in zip(items, pids, verdict_texts(cfg.judge, chats, cfg.backend_options.get("batch_size") or 8)):
-            score, why = parse_verdict(text)
-            verdicts[(it[0], it[1].question_id, it[2])] = {"status": "ok" if score else "parse_failed", "score": score,
-                                                           "reason": why, "text": text, "pid": pid, "attempts": 1}
-        pending = []
-    with Journal(cfg.journal or journal_path(cfg.output)) as journal:
-        for attempt in range(cfg.max_reasks + 1):
-            if not pending:
-                break
-            reqs = []
-            for it in pending:
-                question = it[1].instruction + (f"\n\n{it[1].input}" if it[1].input else "")
-                msgs, pid = review_messages(it[1].category, question, it[3]["text"], it[4]["text"])
-                reqs.append(Request(params=cfg.params, messages=msgs, sample=attempt, tag=(it, pid)))
-            stats = run_calls(backend, journal, reqs, label=f"judge ({backend.model}, try {attempt + 1})",
-                              quiet=cfg.quiet, max_usd=cfg.max_usd)
-            retry = []
-            for r in reqs:
-                it, pid = r.tag
-                e = stats.entries.get(r.key)
-                key = (it[0], it[1].question_id, it[2])
-                if e is None or not e.ok:
-                    verdicts[key] = {"status": "call_failed", "reason": e.error if e else "not run", "pid": pid, "text": ""}
-                    continue
-                score, why = parse_verdict(e.text)
-                verdicts[key] = {"status": "ok" if score else "parse_failed", "score": score, "reason": why,
-                                 "text": e.text, "pid": pid, "attempts": attempt + 1}
-                if score is None:
-                    retry.append(it)
-            pending = retry
-            if stats.budget_reached:
-                break
-    return _write(cfg, questions, items, verdicts, backend, ref_id, stats)
+        keys = list(messages)
+        texts, masses = verdict_texts(cfg.judge, [messages[k][0] for k in keys], cfg.backend_options.get("batch_size") or 8)
+        for key, text, mass in zip(keys, texts, masses):
+            score, rule = parse_verdict(text)
+            verdicts[key] = {"status": "ok" if score else "parse_failed", "score": score, "text": text,
+                             "pid": messages[key][1], "attempts": 1, "score_mass": mass,
+                             **({"rule": "logprobs"} if score else {"reason": rule})}
+    else:
+        with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+            answers, asked = ask_until_parsed(
+                backend, journal, [(k, msgs) for k, (msgs, _) in messages.items()], parse_verdict, FOLLOWUP,
+                params=cfg.params, max_reasks=cfg.max_reasks, label=f"judge ({backend.model})", quiet=cfg.quiet,
+                prices=cfg.prices, max_usd=cfg.max_usd)
+        for key, a in answers.items():
+            verdicts[key] = {"status": a.status, "score": a.value, "text": a.text, "pid": messages[key][1],
+                             "attempts": a.attempts, "rule": a.rule, "reason": a.reason, "followups": a.followups,
+                             "followup_cost_usd": a.followup_cost_usd}
+    return _write(cfg, questions, items, verdicts, backend, ref_id, asked)
 
 
-def _write(cfg, questions, items, verdicts, backend, ref_id, stats) -> JudgeSummary:
+def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) -> JudgeSummary:
     reviews, errors = [], []
     for model_id, q, o, a1, a2 in items:
         v = verdicts.get((model_id, q.question_id, o), {"status": "not_run", "reason": "not run", "pid": 1, "text": ""})
         rid = hashlib.sha256(f"{model_id}\0{q.question_id}\0{o}\0{backend.model}".encode()).hexdigest()[:22]
+        meta = {"model_id": model_id, "reference_id": ref_id, "order": "model_first" if o == 0 else "reference_first",
+                "parse_status": v["status"], "parse_rule": v.get("rule"), "reason": v.get("reason") or "",
+                "attempts": v.get("attempts"), "judge": f"{backend.kind}:{backend.model}", "category": q.category}
+        if v.get("followups"):
+            meta["followups"] = v["followups"]
+            meta["followup_cost_usd"] = v.get("followup_cost_usd")
+        if v.get("score_mass") is not None:
+            meta["score_mass"] = v["score_mass"]
+        if v.get("score") is not None:
+            meta["out_of_range"] = out_of_range(v["score"])
         reviews.append({"review_id": rid, "question_id": q.question_id, "answer1_id": a1.get("answer_id"),
                         "answer2_id": a2.get("answer_id"), "reviewer_id": reviewer_id(backend.model, v["pid"]),
                         "metadata": {}, "text": v["text"],
-                        "score": v.get("score") or [-1, -1],  # FastChat's mark of an unparsed verdict
-                        "meta": {"model_id": model_id, "reference_id": ref_id, "order": "model_first" if o == 0 else "reference_first",
-                                 "parse_status": v["status"], "reason": v["reason"], "attempts": v.get("attempts"),
-                                 "judge": f"{backend.kind}:{backend.model}", "category": q.category}})
-        if v["status"] == "call_failed":
-            errors.append({"model_id": model_id, "question_id": q.question_id, "order": o, "error": v["reason"]})
+                        "score": v["score"] if v.get("score") is not None else [-1, -1],  # FastChat's mark of no verdict
+                        "meta": meta})
+        if v["status"] in ("call_failed", "not_run"):
+            errors.append({"model_id": model_id, "question_id": q.question_id, "order": o, "error": v.get("reason") or v["status"]})
     io.write_records(cfg.output, reviews)
     err = errors_path(Path(cfg.output))
     if errors:
@@ -167,24 +170,62 @@ def _write(cfg, questions, items, verdicts, backend, ref_id, stats) -> JudgeSumm
         err.unlink()
     summaries = {}
     for model_id in dict.fromkeys(r["meta"]["model_id"] for r in reviews):
-        summaries[model_id] = summarize_reviews([r for r in reviews if r["meta"]["model_id"] == model_id], questions)
-        summaries[model_id].update({"reference": ref_id, "judge": f"{backend.kind}:{backend.model}", "orders": cfg.orders})
-    io.write_json(Path(f"{cfg.output}.summary.json"), {"models": summaries})
+        mine = [r for r in reviews if r["meta"]["model_id"] == model_id]
+        s = summarize_reviews(mine, questions)
+        followed = [r for r in mine if r["meta"].get("followups")]
+        s.update({"reference": ref_id, "judge": f"{backend.kind}:{backend.model}", "orders": cfg.orders,
+                  "score_mode": cfg.score_mode, "reasks": sum(len(r["meta"]["followups"]) for r in followed),
+                  "reasked_reviews": len(followed)})
+        costs = [r["meta"].get("followup_cost_usd") for r in followed]
+        s["reask_cost_usd"] = None if any(c is None for c in costs) else round(sum(costs), 6)
+        s["reliability"] = reliability(s)
+        summaries[model_id] = s
+    totals = {"reasks": asked.reasks, "reasks_rescued": asked.rescued, "reask_cost_usd": asked.reask_cost_usd}
+    io.write_json(Path(f"{cfg.output}.summary.json"), {"models": summaries, "calls": totals})
     drawable = {m: s for m, s in summaries.items() if s["ratio_percent"] is not None}
     fig = plots.judge_bars(drawable, Path(f"{cfg.output}.chart"), ref_id) if drawable else []
-    return JudgeSummary(Path(cfg.output), summaries, fig, stats)
+    return JudgeSummary(Path(cfg.output), summaries, fig, asked.calls, asked)
+
+
+# When the report calls a judge unreliable (see ``reliability``).
+MAX_FLIP_RATE = 0.5
+MAX_PARSE_FAILURE_SHARE = 0.05
+MIN_SCORE_TOKEN_MASS = 0.5
+
+
+def reliability(s: dict) -> dict:
+    """Is this judge's verdict worth reading? Unreliable when it changes its winner with the order
+    of the answers more often than not (flip rate above 50%), when more than 5% of the questions
+    have no readable verdict, or (logprobs mode) when it puts less than half of its next-token
+    probability on score tokens, i.e. its "scores" are mostly noise."""
+    reasons = []
+    if s.get("flip_rate") is not None and s["flip_rate"] > MAX_FLIP_RATE:
+        reasons.append(f"flip rate {s['flip_rate']:.0%} > {MAX_FLIP_RATE:.0%}")
+    if s.get("questions") and s["parse_failures"] / s["questions"] > MAX_PARSE_FAILURE_SHARE:
+        reasons.append(f"parse failures {s['parse_failures'] / s['questions']:.0%} > {MAX_PARSE_FAILURE_SHARE:.0%}")
+    mass = s.get("mean_score_token_mass")
+    if mass is not None and mass < MIN_SCORE_TOKEN_MASS:
+        reasons.append(f"probability on score tokens {mass:.1%} < {MIN_SCORE_TOKEN_MASS:.0%}")
+    return {"unreliable": bool(reasons), "reasons": reasons}
 
 
 def summarize_reviews(reviews: list[dict], questions=None) -> dict:
-    """Per-question rows from reviews of one model (any order mix), then ``summarize``."""
+    """Per-question rows from reviews of one model (any order mix), then ``summarize``.
+
+    A review without a verdict is a call failure when its call failed (or was not sent), else a
+    parse failure; a question counts as failed only when none of its orders has a verdict.
+    """
     category = {q.question_id: q.category for q in questions or []}
     per_q: dict[Any, list] = {}
+    statuses: dict[Any, list] = {}
     for r in reviews:
         s = r.get("score")
+        meta = r.get("meta") or {}
         ok = isinstance(s, list) and len(s) == 2 and min(s) >= 0
-        order = (r.get("meta") or {}).get("order", "model_first")
+        order = meta.get("order", "model_first")
         pair = None if not ok else (s[0], s[1]) if order == "model_first" else (s[1], s[0])  # (model, reference)
         per_q.setdefault(r["question_id"], []).append(pair)
+        statuses.setdefault(r["question_id"], []).append(meta.get("parse_status", "ok" if ok else "parse_failed"))
     rows = []
     for qid, pairs in per_q.items():
         good = [p for p in pairs if p is not None]
@@ -192,9 +233,16 @@ def summarize_reviews(reviews: list[dict], questions=None) -> dict:
             (r.get("meta", {}).get("category") for r in reviews if r["question_id"] == qid), None),
             "model": sum(p[0] for p in good) / len(good) if good else None,
             "reference": sum(p[1] for p in good) / len(good) if good else None,
-            "orders": good})
+            "orders": good, "call_failed": not good and any(x in ("call_failed", "not_run") for x in statuses[qid])})
     out = summarize(rows)
     out["partially_parsed_questions"] = sum(1 for p in per_q.values() if 0 < sum(x is not None for x in p) < len(p))
+    scored = [r for r in reviews if isinstance(r.get("score"), list) and len(r["score"]) == 2 and min(r["score"]) >= 0]
+    out["out_of_range"] = sum(1 for r in scored if out_of_range(r["score"]))
+    rules = Counter((r.get("meta") or {}).get("parse_rule") or "unknown" for r in scored)
+    out["parse_rules"] = dict(sorted(rules.items()))
+    masses = [r["meta"]["score_mass"] for r in reviews if (r.get("meta") or {}).get("score_mass") is not None]
+    if masses:
+        out["mean_score_token_mass"] = round(sum(masses) / len(masses), 6)
     return out
 
 

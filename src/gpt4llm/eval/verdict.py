@@ -1,9 +1,11 @@
 """Vicuna's reviewer protocol (PAPER.md section 5): prompts, verdict parsing, and the summary.
 
 FastChat read the two scores from the review's first line (commas to spaces, split, exactly two
-floats, else [-1, -1], silently). Here the first line may also be "(8, 9)" (the math prompt asks
-for a Python tuple), "8.5 9", "Assistant 1: 8 Assistant 2: 9" or "**8** **9**"; anything else
-is a parse failure that the judge stage re-asks and then reports, never drops.
+floats, else [-1, -1], silently), which misses every review written under the math prompt: that
+prompt asks GPT-4 to solve the problem first and to give the scores at the end ("Output: (1, 7)",
+"Scores:\nAssistant 1: 1/10\nAssistant 2: 2/10"). ``parse_verdict`` reads the first line first,
+then the last per-assistant scores, then a closing tuple (the rules are listed above it); a review
+no rule reads is followed up by the judge stage and then reported, never dropped.
 """
 
 from __future__ import annotations
@@ -39,23 +41,167 @@ def review_messages(category: str | None, question: str, answer_1: str, answer_2
     return [{"role": "system", "content": p["system_prompt"]}, {"role": "user", "content": user}], pid
 
 
-LABEL = re.compile(r"assistant\s*[12]\s*(?:'s)?\s*(?:score)?\s*[:=\-]?", re.I)
-NUM = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
+# ---------------------------------------------------------------- reading a verdict
+#
+# Rules, in order (``meta.parse_rule`` records which one read a review):
+# 1. ``first_line``: the first non-empty line is a verdict line: two scores and nothing else that
+#    is a number ("8 9", "8, 9", "(8, 9)", "8/10 9/10", "**8** **9**", "Scores: 8 9",
+#    "Assistant 1: 8 Assistant 2: 9", "9 8 (Assistant 1 is better)"). What the general and coding
+#    prompts ask for.
+# 2. ``per_assistant``: the last explicit score of each assistant anywhere in the review
+#    ("Assistant 1: 8", "Assistant 1: 8/10", "Assistant 1 receives a score of 8", "I would give
+#    Assistant 1 a score of 1 and Assistant 2 a score of 10", "8 and 9 respectively").
+# 3. ``closing_tuple``: the last pair "(a, b)" in the review's closing lines (the last three, or
+#    from a line that says "Output"/"Scores" on): where the math prompt asks for "a Python tuple".
+#    A pair quoted in the reasoning, such as a point (2, -2) or (10, 4) mid-review, is not read.
+# When both 2 and 3 read a pair, the one written later wins: the math prompt asks for the scores
+# at the end. Scores are taken as written, 0 and values above 10 included (FastChat kept "0 9"
+# for an empty answer); the summary counts those outside 1-10. Fallback rules only take scores in
+# 0-10, since a number there may be an answer of the math problem instead.
+
+_MARKUP = re.compile(r"[*_`#>]|\\\(|\\\)")
+_NUM = r"(\d+(?:\.\d+)?)"
+_OF10 = r"(?:\s*/\s*10(?:\.0+)?(?![\d.])|\s+out\s+of\s+10(?![\d.]))?"
+_LABEL = r"assistant\s*(?:#\s*)?([12])(?![\d])"
+_VERDICT_WORD = r"(?:final\s+)?(?:scores?|ratings?|output|verdict|result|evaluation)"
+# A score ends a clause: end of line, punctuation, a parenthesis, a dash, or a joining word.
+_END = (r"(?=\s*(?:$|[.,;:!)\]]|\(|[-\u2013\u2014]\s|\b(?:and|for|while|because|as|since|but|whereas|"
+        r"due|which|respectively|points?|overall|each|assistant)\b))")
+_PAIR_SEP = r"\s*(?:,|;|&|\band\b|\bvs\.?|\s)\s*"
+_BARE_PAIR = re.compile(rf"^[\s(\[]*{_NUM}{_OF10}{_PAIR_SEP}{_NUM}{_OF10}[\s)\]]*(?:\s+out\s+of\s+10)?")
+_LABELED = re.compile(rf"{_LABEL}(?:'s)?(?:\s+(?:score|rating))?\s*(?:[:=\-\u2013\u2014]|\(\s*(?:score|rating)\s*:?)?\s*{_NUM}{_OF10}{_END}", re.I)
+_TUPLE = re.compile(rf"[(\[]\s*{_NUM}{_OF10}\s*,\s*{_NUM}{_OF10}\s*[)\]]")
+_SCORE_WORDS = re.compile(r"\b(?:scor\w*|rat(?:e|es|ed|ing|ings)|grade\w*|give[sn]?|giving|award\w*|receive[sd]?|"
+                          r"gets?|earns?|deserves?|points?)\b", re.I)
+_PER_ASSISTANT = [
+    # "Assistant 1: 8", "Assistant 1's score: 8/10", "Assistant 1 (score: 8)", "Assistant 1 - 7"
+    _LABELED,
+    # "Assistant 1 receives a score of 8", "Assistant 1's answer gets a 7", "Assistant 1 is rated 8/10"
+    re.compile(rf"{_LABEL}(?:'s)?[^.\n\d]{{0,40}}?\b(?:scores?|scored|rating|rated|receives?|received|gets?|got|"
+               rf"earns?|earned|deserves?|awarded|given)\b[^.\n\d]{{0,24}}?{_NUM}{_OF10}{_END}", re.I),
+    # "I would give Assistant 1 a score of 1", "rate Assistant 2 an 8"
+    re.compile(rf"\b(?:give|gives|giving|gave|rate|rating|score|scoring|award|awarding|assign|assigning)\s+{_LABEL}"
+               rf"(?:'s\s+\w+)?\s+(?:(?:a|an|the)\s+)?(?:(?:overall\s+)?(?:score|rating|grade)\s+(?:of\s+)?)?{_NUM}{_OF10}{_END}", re.I),
+    # "Score for Assistant 1: 8", "the rating of Assistant 2 is 9"
+    re.compile(rf"\b(?:score|rating|grade)\s+(?:for|of)\s+{_LABEL}\s*(?:[:=\-]|\bis\b)\s*{_NUM}{_OF10}{_END}", re.I),
+]
+# "8 for Assistant 1" (only in a sentence about scores)
+_NUM_FOR = re.compile(rf"(?<![\d.]){_NUM}{_OF10}\s+(?:points?\s+)?(?:for|to)\s+{_LABEL}", re.I)
+# "... give Assistant 1 a 6 and Assistant 2 an 8" (only in a sentence about scores)
+_AND_LABEL = re.compile(rf"\b(?:and|while|whereas|but)\s+{_LABEL}\s+(?:(?:a|an)\s+)?(?:(?:score|rating)\s+of\s+)?{_NUM}{_OF10}{_END}", re.I)
+_RESPECTIVELY = re.compile(rf"(?<![\d.]){_NUM}{_OF10}\s*(?:,|and|&)\s*{_NUM}{_OF10},?\s+(?:points?\s+)?respectively", re.I)
+
+
+def _clean(text: str) -> str:
+    return _MARKUP.sub(" ", text or "")
+
+
+def _line_verdict(line: str) -> list[float] | None:
+    """Two scores from a line that is a verdict and nothing else that is a number."""
+    s = re.sub(rf"^\s*{_VERDICT_WORD}\s*(?:[:=\-]|\bis\b|\bare\b)?\s*", "", line, flags=re.I)
+    labeled = {}
+    for m in _LABELED.finditer(s):
+        labeled.setdefault(m.group(1), float(m.group(2)))
+    if len(labeled) == 2:
+        rest = _LABELED.sub(" ", s)
+        if not re.search(r"\d", re.sub(r"out\s+of\s+10|/\s*10", " ", rest)):
+            return [labeled["1"], labeled["2"]]
+        return None
+    m = _BARE_PAIR.match(s)
+    if not m:
+        return None
+    rest = re.sub(r"out\s+of\s+10|/\s*10|assistant\s*[12]", " ", s[m.end():], flags=re.I)
+    if re.search(r"^\s*[\d.]|\d", rest):
+        return None
+    return [float(m.group(1)), float(m.group(2))]
+
+
+def _lines(text: str) -> list[str]:
+    return [x.strip() for x in _clean(text).splitlines() if x.strip() and x.strip() not in ("python", "Python")]
+
+
+def _per_assistant(text: str) -> tuple[list[float], int] | None:
+    """The last explicit score of each assistant, and where the later of the two ends."""
+    found: dict[str, tuple[float, int]] = {}
+    clean = _clean(text)
+    hits = []
+    for rx in _PER_ASSISTANT:
+        for line_start, line in _line_spans(clean):
+            for m in rx.finditer(line):
+                hits.append((line_start + m.end(), m.group(1), float(m.group(2))))
+    for line_start, line in _line_spans(clean):
+        sentences = re.split(r"(?<=[.!?])\s+", line)
+        at = line_start
+        for sent in sentences:
+            if _SCORE_WORDS.search(sent):
+                for m in _NUM_FOR.finditer(sent):
+                    hits.append((at + m.end(), m.group(2), float(m.group(1))))
+                for m in _AND_LABEL.finditer(sent):
+                    hits.append((at + m.end(), m.group(1), float(m.group(2))))
+                for m in _RESPECTIVELY.finditer(sent):
+                    hits.append((at + m.end(), "1", float(m.group(1))))
+                    hits.append((at + m.end(), "2", float(m.group(2))))
+            at += len(sent) + 1
+    for end, who, value in sorted(hits):
+        if 0 <= value <= 10:
+            found[who] = (value, end)
+    if len(found) < 2:
+        return None
+    return [found["1"][0], found["2"][0]], max(found["1"][1], found["2"][1])
+
+
+def _line_spans(text: str):
+    at = 0
+    for line in text.split("\n"):
+        yield at, line
+        at += len(line) + 1
+
+
+def _closing_tuple(text: str) -> tuple[list[float], int] | None:
+    """The last "(a, b)" pair in the closing lines, and where it ends."""
+    clean = _clean(text)
+    spans = [(s, x) for s, x in _line_spans(clean) if x.strip() and x.strip().lower() != "python"]
+    if not spans:
+        return None
+    marker = max((i for i, (_, x) in enumerate(spans) if re.search(rf"\b{_VERDICT_WORD}\b", x, re.I)), default=None)
+    first = len(spans) - 3
+    if marker is not None:
+        first = min(first, marker)
+    for start, line in reversed(spans[max(first, 0):]):
+        pairs = list(_TUPLE.finditer(line))
+        if not pairs:
+            verdict = _line_verdict(line) if re.fullmatch(rf"\s*(?:{_VERDICT_WORD}\s*[:=]?\s*)?[\d\s.,/()\[\]]+[.!]?\s*", line, re.I) else None
+            if verdict and all(0 <= v <= 10 for v in verdict):
+                return verdict, start + len(line)
+            continue
+        m = pairs[-1]
+        a, b = float(m.group(1)), float(m.group(2))
+        if 0 <= a <= 10 and 0 <= b <= 10:
+            return [a, b], start + m.end()
+    return None
 
 
 def parse_verdict(text: str) -> tuple[list[float] | None, str]:
-    """([s1, s2], "ok") or (None, reason), from the first non-empty line."""
-    line = next((x.strip() for x in (text or "").splitlines() if x.strip()), "")
-    if not line:
+    """([s1, s2], rule) with rule first_line, per_assistant or closing_tuple; or (None, reason)."""
+    lines = _lines(text)
+    if not lines:
         return None, "empty output"
-    clean = LABEL.sub(" ", re.sub(r"[*_`#>]", " ", line))
-    clean = re.sub(r"/\s*10(?:\.0+)?(?![\d.])", " ", clean)  # "8/10 9/10"
-    nums = [float(x) for x in NUM.findall(clean)]
-    if len(nums) != 2:
-        return None, f"expected two scores in the first line, found {len(nums)}: {line[:80]!r}"
-    if not all(1 <= x <= 10 for x in nums):
-        return None, f"scores outside 1-10: {line[:80]!r}"
-    return nums, "ok"
+    first = _line_verdict(lines[0])
+    if first is not None:
+        return first, "first_line"
+    per, tup = _per_assistant(text), _closing_tuple(text)
+    if per and tup:
+        return (tup[0], "closing_tuple") if tup[1] > per[1] else (per[0], "per_assistant")
+    if per:
+        return per[0], "per_assistant"
+    if tup:
+        return tup[0], "closing_tuple"
+    return None, f"no two scores on the first line, per assistant, or in a closing tuple: {lines[0][:80]!r}"
+
+
+def out_of_range(scores: list[float] | None) -> bool:
+    """A verdict kept as written but outside the prompt's 1-10 scale (0 for an empty answer)."""
+    return scores is not None and any(not 1 <= x <= 10 for x in scores)
 
 
 def outcome(model: float, ref: float) -> str:
@@ -64,11 +210,14 @@ def outcome(model: float, ref: float) -> str:
 
 def summarize(per_question: list[dict], n_boot: int = 10_000, seed: int = 0) -> dict:
     """The paper's metric and more, from per-question rows ``{question_id, category, model, reference,
-    orders: [(model, ref) per order] }``; rows with ``model`` None are parse failures."""
+    orders: [(model, ref) per order], call_failed}``; rows with ``model`` None are call failures
+    when ``call_failed`` is set (the judge was never heard), else parse failures."""
     ok = [r for r in per_question if r["model"] is not None]
+    calls = sum(1 for r in per_question if r["model"] is None and r.get("call_failed"))
     m = np.array([r["model"] for r in ok], dtype=float)
     ref = np.array([r["reference"] for r in ok], dtype=float)
-    out = {"questions": len(per_question), "scored": len(ok), "parse_failures": len(per_question) - len(ok),
+    out = {"questions": len(per_question), "scored": len(ok), "parse_failures": len(per_question) - len(ok) - calls,
+           "call_failures": calls,
            "model_score_sum": float(m.sum()), "reference_score_sum": float(ref.sum()),
            "ratio_percent": float(100 * m.sum() / ref.sum()) if ref.sum() else None}
     counts = {"win": 0, "tie": 0, "loss": 0}

@@ -104,6 +104,7 @@ class Source(Strict):
     model: str | None = None
     """The model that answers; omitted: the teacher's own answers from the generate stage."""
     temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(512, ge=1)
 
     _check = field_validator("model")(_model)
@@ -174,6 +175,7 @@ class AnswerStage(Strict):
     samples: int = Field(5, ge=1)
     """Sampled answers per question for best-of-N ranking (the paper: 5)."""
     temperature: float = Field(0.7, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(512, ge=1)
     base_model: bool = True
     """Also answer with the student's base model, as the 'before' row of the tables."""

@@ -86,8 +86,8 @@ def provenance(study: "Study") -> dict:
         decoding["compare"] = {"judge": {"temperature": s.compare.temperature, "max_tokens": s.compare.max_tokens},
                                "sources": [x.model_dump() for x in s.compare.sources]}
     if s.answer:
-        decoding["answer"] = {"temperature": s.answer.temperature, "max_tokens": s.answer.max_tokens,
-                              "samples": s.answer.samples}
+        decoding["answer"] = {"temperature": s.answer.temperature, "top_p": s.answer.top_p,
+                              "max_tokens": s.answer.max_tokens, "samples": s.answer.samples}
     if s.judge:
         decoding["judge"] = {"temperature": s.judge.temperature, "max_tokens": s.judge.max_tokens, "orders": s.judge.orders}
     b = pipe.backend

@@ -42,6 +42,14 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def check_calls(what: str, stats, failed: int, errors_file) -> None:
+    """A stage's calls: stop the study at a reached budget (exit 3) or at failed calls (exit 1)."""
+    if stats is not None and stats.budget_reached:
+        raise BudgetExceeded(f"{what}: budget of ${stats.max_usd:g} reached (${stats.cost_usd or 0:,.4f} spent)")
+    if failed:
+        raise PartialFailure(f"{what}: {failed} model calls failed (listed in {errors_file})")
+
+
 def calls_dict(stats) -> dict | None:
     """The part of a CallStats a report shows: counts, tokens, cost, time."""
     if stats is None:
@@ -183,8 +191,7 @@ class Study:
                 limit=self.pipe.data.limit, params=self.params(g.temperature, g.max_tokens, g.top_p),
                 language=None if lang == "en" else lang, journal=self.journal, backend_options=opts,
                 max_usd=g.max_usd, prices=self.prices(self.pipe.models.teacher), quiet=self.quiet))
-            if r.failed:
-                raise PartialFailure(f"{r.failed} of {r.written + r.failed} calls failed (listed in {r.errors_file})")
+            check_calls("the teacher's answers", r.calls, r.failed, r.errors_file)
             return {"written": r.written, "truncated": r.truncated, "calls": calls_dict(r.calls)}
         return go
 
@@ -196,8 +203,7 @@ class Study:
                 output=self.p("data", f"instructions.{lang}.jsonl"), input=self.path(self.pipe.data.instructions),
                 to=lang, translator=self.pipe.translator, limit=self.pipe.data.limit, journal=self.journal,
                 backend_options=self.options(self.pipe.translator, bulk=True), quiet=self.quiet))
-            if r.failed:
-                raise PartialFailure(f"{r.failed} instructions could not be translated")
+            check_calls("translation", r.calls, r.failed, f"{r.output}.errors.jsonl")
             return {"written": r.written, "calls": calls_dict(r.calls)}
         return go
 
@@ -214,9 +220,10 @@ class Study:
             out = self.p("data", f"source.{src.name}.jsonl")
             r = generate.run(generate.GenerateConfig(
                 output=out, input=self.path(self.pipe.data.instructions), teacher=src.model,
-                limit=self.pipe.data.limit, params=self.params(src.temperature, src.max_tokens),
+                limit=self.pipe.data.limit, params=self.params(src.temperature, src.max_tokens, src.top_p),
                 journal=self.journal, backend_options=self.options(src.model, bulk=True), prices=self.prices(src.model),
                 quiet=self.quiet))
+            check_calls(f"source {src.name}", r.calls, r.failed, r.errors_file)
             calls[src.name] = calls_dict(r.calls)
             files.append(str(out))
         r = compare.run(compare.CompareConfig(
@@ -226,6 +233,7 @@ class Study:
             backend_options=self.options(self.pipe.models.judge, bulk=True), max_usd=c.max_usd,
             prices=self.prices(self.pipe.models.judge), quiet=self.quiet, allow_missing=True,
             score_mode=c.score_mode))
+        check_calls("scoring", r.calls, r.call_failures, f"{r.output}.errors.jsonl")
         calls["judge"] = calls_dict(r.calls)
         return {"written": r.written, "report": r.report, "figures": [str(f) for f in r.figure],
                 "call_failures": r.call_failures, "calls": calls}
@@ -339,10 +347,9 @@ class Study:
                     continue
                 r = answer.run(answer.AnswerConfig(
                     questions=self.questions(bench), output=out, model=model, model_id=model_id, samples=samples,
-                    params=self.params(a.temperature, a.max_tokens, seed=None), limit=bench.limit,
+                    params=self.params(a.temperature, a.max_tokens, a.top_p, seed=None), limit=bench.limit,
                     journal=self.journal, backend_options=self.options(model), quiet=self.quiet))
-                if r.failed:
-                    raise PartialFailure(f"{model_id}: {r.failed} answers failed (listed beside {out})")
+                check_calls(f"{model_id}'s answers", r.calls, r.failed, f"{out}.errors.jsonl")
                 calls[f"{kind}.{model_id}"] = {**calls_dict(r.calls), "template": r.template, "written": r.written}
                 files[kind][model_id] = done[key] = str(out)
         io.write_json(self.p("answers", "answers.json"), files)
@@ -379,7 +386,8 @@ class Study:
             output=self.p("eval", "reviews.jsonl"), judge=self.pipe.models.judge, orders=j.orders,
             max_reasks=j.max_reasks, params=self.params(j.temperature, j.max_tokens), journal=self.journal,
             backend_options=self.options(self.pipe.models.judge), max_usd=j.max_usd, quiet=self.quiet,
-            allow_missing=True, score_mode=j.score_mode))
+            allow_missing=True, score_mode=j.score_mode, prices=self.prices(self.pipe.models.judge)))
+        check_calls("reviews", r.calls, r.call_failures, f"{r.output}.errors.jsonl")
         return {"summaries": r.summaries, "figures": [str(f) for f in r.figure], "calls": calls_dict(r.calls)}
 
     def _rouge(self) -> dict:
@@ -456,7 +464,8 @@ class Study:
                                      "command again: paid calls are journaled") from None
             except PartialFailure as e:
                 raise PartialFailure(f"stage {st.name}: {e}; run the same command again to retry them "
-                                     "(finished stages and calls are not repeated)") from None
+                                     f"(finished stages and calls are not repeated): gpt4llm run {self.file} "
+                                     f"--output-dir {self.out}") from None
             except UserError as e:
                 raise UserError(f"stage {st.name}: {e}; fix it and run the same command again "
                                 "(finished stages and calls are not repeated)") from None

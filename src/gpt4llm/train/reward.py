@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt4llm.errors import UserError
+from gpt4llm.errors import UserError, require
+from gpt4llm.io import write_json
 
 RM_FILE = "gpt4llm_rm.json"
 
@@ -200,6 +201,10 @@ def run(cfg: RMConfig) -> RMResult:
 
     if not 0 <= cfg.eval_split < 1:
         raise UserError(f"--eval-split {cfg.eval_split}: must be in [0, 1)")
+    if cfg.report_to not in ("none", "tensorboard", "wandb"):
+        raise UserError(f"--report-to {cfg.report_to}: use none, tensorboard or wandb")
+    if cfg.report_to != "none":
+        require(cfg.report_to, f"--report-to {cfg.report_to}")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulation = split_batch(cfg.batch_size, cfg.per_device_batch, world)
     comparisons = load_comparisons(cfg.data)[: cfg.limit] if cfg.limit else load_comparisons(cfg.data)
@@ -231,7 +236,7 @@ def run(cfg: RMConfig) -> RMResult:
     if main:
         _check_output_dir(cfg)  # the same rule as SFT: refuse another run unless --resume/--overwrite
         cfg.output_dir.mkdir(parents=True, exist_ok=True)
-        (cfg.output_dir / "gpt4llm_train.json").write_text(json.dumps({"fingerprint": cfg.fingerprint(), "status": "running"}))
+        write_json(cfg.output_dir / "gpt4llm_train.json", {"fingerprint": cfg.fingerprint(), "status": "running"})
     collator = GroupCollator(tok.pad_token_id)
 
     class RMTrainer(Trainer):
@@ -273,6 +278,6 @@ def run(cfg: RMConfig) -> RMResult:
                 "config": {k: str(v) for k, v in asdict(cfg).items()}, "groups": result.groups,
                 "pairs": result.pairs, "ties": result.ties, "truncated": result.truncated, "held_out": len(held),
                 "metrics": result.metrics, "steps": result.steps, "log_history": trainer.state.log_history}
-        (cfg.output_dir / "gpt4llm_train.json").write_text(json.dumps(meta, indent=2) + "\n")
-        (cfg.output_dir / RM_FILE).write_text(json.dumps({"metrics": result.metrics}, indent=2) + "\n")
+        write_json(cfg.output_dir / "gpt4llm_train.json", meta)
+        write_json(cfg.output_dir / RM_FILE, {"metrics": result.metrics})
     return result

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpt4llm.errors import UserError
+from gpt4llm.errors import UserError, require
+from gpt4llm.io import write_json
 from gpt4llm.templates import IGNORE_INDEX, TEMPLATES
 from gpt4llm.train.data import DataStats, attention_ratio, encode_all, load_sft_records, padding_share, render_example, split_batch
 
@@ -180,6 +181,10 @@ def run(cfg: SFTConfig) -> SFTResult:
         raise UserError(f"--deepspeed {cfg.deepspeed}: file not found")
     if cfg.loss_norm not in ("example", "token"):
         raise UserError(f"--loss-norm {cfg.loss_norm}: use example or token")
+    if cfg.report_to not in ("none", "tensorboard", "wandb"):
+        raise UserError(f"--report-to {cfg.report_to}: use none, tensorboard or wandb")
+    if cfg.report_to != "none":
+        require(cfg.report_to, f"--report-to {cfg.report_to}")
     template = TEMPLATES[cfg.template]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulation = split_batch(cfg.batch_size, cfg.per_device_batch, world)
@@ -201,7 +206,7 @@ def run(cfg: SFTConfig) -> SFTResult:
         _check_output_dir(cfg)
         cfg.output_dir.mkdir(parents=True, exist_ok=True)
         # Written first, so a killed run can be recognised and resumed.
-        (cfg.output_dir / TRAIN_FILE).write_text(json.dumps({"fingerprint": cfg.fingerprint(), "status": "running"}) + "\n")
+        write_json(cfg.output_dir / TRAIN_FILE, {"fingerprint": cfg.fingerprint(), "status": "running"})
     t0 = time.perf_counter()
     from gpt4llm.train.loop import train
 
@@ -212,5 +217,5 @@ def run(cfg: SFTConfig) -> SFTResult:
     meta = {"fingerprint": cfg.fingerprint(), "status": "done", "config": {k: str(v) for k, v in asdict(cfg).items()},
             "data_stats": stats.as_dict(), "effective_batch": split, "steps": result.steps,
             "train_loss": result.train_loss, "seconds": round(result.seconds, 1), "log_history": result.log_history}
-    (cfg.output_dir / TRAIN_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(cfg.output_dir / TRAIN_FILE, meta)
     return result
