@@ -13,7 +13,7 @@ import time
 
 from common import save
 
-from gpt4llm.backends.base import GenParams
+from gpt4llm.backends.base import GenParams, RunContext
 from gpt4llm.backends.local import LocalBackend, load_model
 from gpt4llm.generate import build_requests, load_instructions
 
@@ -26,7 +26,7 @@ async def measure(batch_size: int) -> dict:
     requests = build_requests(load_instructions("seeds")[:N_PROMPTS], GenParams(temperature=0.0, max_tokens=MAX_TOKENS))
     t0 = time.perf_counter()
     tokens = 0
-    async for _, res in backend.run(requests):
+    async for _, res in backend.run(requests, RunContext()):
         tokens += res.completion_tokens
     seconds = time.perf_counter() - t0
     return {"batch_size": batch_size, "completion_tokens": tokens, "seconds": round(seconds, 2),

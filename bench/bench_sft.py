@@ -28,7 +28,9 @@ rows, position ids restarting at 0, the row count chosen against SDPA's L x L co
 mode here: it needs no FlashAttention in TRL 1.x, transformers builds the block-diagonal mask from
 the position ids for SDPA) and TRL length-grouped padded batches; the Alpaca recipe (per-example
 tokenization, random batches padded to the longest, HF Trainer, mask = ids != pad).
-Targets (issue): gpt4llm >= 1.0x TRL's best and >= 1.3x Alpaca's non-pad tokens/s, padding <= 5%.
+Targets (issue): gpt4llm >= 1.0x TRL's best and >= 1.3x Alpaca's non-pad tokens/s, padding <= 5%. Each contender also
+reports its held-out token-mean loss after training (the same held-out records, one tokenization and
+normalisation), so speed is compared at equal learning.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ DATA = HERE.parent.parent / "shared" / "data"
 BACKBONE = os.environ.get("BENCH_SFT_BACKBONE", "smollm2")  # or "tiny"
 RECORDS = int(os.environ.get("BENCH_SFT_RECORDS", 200 if BACKBONE == "smollm2" else 400))
 MAX_LEN, PER_DEVICE, ACCUM, LR = 512, 8, 2, 2e-4
+HELD_OUT = 64  # records after the training ones, for each contender's held-out loss
 # One precision for all: bf16 autocast (the Alpaca recipe's and TRL's default; AMX/AVX512-BF16 on
 # this CPU), or BENCH_SFT_PRECISION=fp32. Activation checkpointing off for all (TRL turns it on
 # by default: slower, less memory; it would compare two different trade-offs).
@@ -69,8 +72,8 @@ import json, os, resource, sys, time
 import torch, transformers
 mode, data_file, backbone, out = sys.argv[1:5]
 PER_DEVICE, ACCUM, LR, MAX_LEN = int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]), int(sys.argv[8])
-PRECISION = sys.argv[9]
-from gpt4llm.train.loop import checkpointing_flag
+PRECISION, HELD = sys.argv[9], sys.argv[10]
+from gpt4llm.train.common import checkpointing_flag
 seen = {"processed": 0, "real": 0, "micro_batches": 0, "lengths": [], "row_lengths": []}
 timing = {}
 step, train = transformers.Trainer.training_step, transformers.Trainer.train
@@ -107,8 +110,8 @@ common = dict(num_train_epochs=1, learning_rate=LR, lr_scheduler_type="cosine", 
               disable_tqdm=True, bf16=PRECISION == "bf16", **checkpointing_flag(False))
 if mode.startswith("gpt4llm"):
     from pathlib import Path
-    from gpt4llm.train.sft import SFTConfig, run
-    run(SFTConfig(data=data_file, output_dir=Path(out), model=f"local:{backbone}", epochs=1, learning_rate=LR,
+    from gpt4llm.train.sft import SFTSettings, run
+    run(SFTSettings(data=data_file, output_dir=Path(out), model=f"local:{backbone}", epochs=1, learning_rate=LR,
                   batch_size=PER_DEVICE * ACCUM, per_device_batch=PER_DEVICE, max_length=MAX_LEN,
                   packing=mode == "gpt4llm", save_steps=10**6, logging_steps=10, quiet=True, precision=PRECISION))
     stats = json.loads((Path(out) / "gpt4llm_train.json").read_text())["data_stats"]
@@ -152,6 +155,22 @@ else:
         trainer = Trainer(model=model, args=TrainingArguments(output_dir=out, **common), train_dataset=SupervisedDataset(),
                           data_collator=collate)
     trainer.train()
+# What was learned, measured the same way for every contender: the token-mean loss (summed over the
+# held-out records' response + EOS tokens, divided by their number) with one tokenization (ALPACA.encode).
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM as _LM, AutoTokenizer as _Tok
+from gpt4llm.templates import ALPACA as _ALPACA
+learned = _LM.from_pretrained(out, dtype=torch.float32) if mode.startswith("gpt4llm") else trainer.model
+learned = learned.float().eval()
+tok_eval, total, count = _Tok.from_pretrained(backbone), 0.0, 0
+with torch.no_grad():
+    for rec in map(json.loads, open(HELD)):
+        ex = _ALPACA.encode(tok_eval, rec["instruction"], rec["input"], rec["output"])
+        ids, labels = torch.tensor([ex["input_ids"]]), torch.tensor(ex["labels"][1:])
+        logits = learned(input_ids=ids).logits[0, :-1].float()
+        total += F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum").item()
+        count += int((labels != -100).sum())
+timing["held_out_loss"] = total / count
 cfg = transformers.AutoConfig.from_pretrained(backbone)
 model = transformers.AutoModelForCausalLM.from_config(cfg)
 linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
@@ -180,7 +199,7 @@ def make_backbone(path: Path):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from gpt4llm.backends.local import EMBEDDED, load_model, resolve
-    from gpt4llm.train.sft import load_tokenizer
+    from gpt4llm.train.common import load_tokenizer
 
     if BACKBONE == "smollm2":
         load_model(EMBEDDED)  # dequantizes the GGUF once into gpt4llm's cache: a plain HF checkpoint
@@ -231,6 +250,7 @@ def summary(r: dict, rss: float, wall: float, peak_gflops: float) -> dict:
             "mfu_of_matmul_peak": round(useful / r["seconds"] / 1e9 / peak_gflops, 3),
             "peak_rss_mb": round(rss), "rss_before_train_mb": round(r["rss_before_mb"]),
             "cuda_peak_mb": r["cuda_peak_mb"] and round(r["cuda_peak_mb"]), "train_loss": round(r["train_loss"], 3),
+            "held_out_loss": round(r["held_out_loss"], 4),
             **{k: r[k] for k in ("predicted_padding_share", "boundary_merges") if k in r}}
 
 
@@ -250,15 +270,16 @@ def main() -> None:
 
     rows = records()
     fits = [r for r in rows if len(ALPACA.encode(tok, r["instruction"], r["input"], r["output"])["input_ids"]) <= MAX_LEN]
-    chosen = fits[:RECORDS]
-    data = work / "data.jsonl"
+    chosen, held = fits[:RECORDS], fits[RECORDS:RECORDS + HELD_OUT]
+    data, held_file = work / "data.jsonl", work / "held.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    held_file.write_text("".join(json.dumps(r) + "\n" for r in held))
     peaks = {dtype: matmul_gflops(dtype) for dtype in ("float32", "bfloat16")}
     peak = peaks["bfloat16" if PRECISION == "bf16" else "float32"]  # the dtype the matmuls of training run in
     results = {}
     for name, (mode, how) in CONTENDERS.items():
         r, rss, wall = measure([sys.executable, "-c", CHILD, mode, str(data), str(work / "backbone"), str(work / mode),
-                                str(PER_DEVICE), str(ACCUM), str(LR), str(MAX_LEN), PRECISION])
+                                str(PER_DEVICE), str(ACCUM), str(LR), str(MAX_LEN), PRECISION, str(held_file)])
         results[name] = {"settings": how, **summary(r, rss, wall, peak)}
         print(name, json.dumps(results[name]), file=sys.stderr, flush=True)
     ours = results["gpt4llm"]
@@ -268,6 +289,8 @@ def main() -> None:
     save("sft" if BACKBONE == "smollm2" else f"sft_{BACKBONE}", {"backbone": backbone,
                  "data": f"{len(chosen)} real records (Vicuna-80 x 5 models' answers + user-oriented instructions, "
                          f"{len(rows) - len(fits)} of {len(rows)} over {MAX_LEN} tokens left out), Alpaca prompt",
+                 "held_out": f"{len(held)} further records; held_out_loss = summed cross-entropy of their response + EOS "
+                             "tokens / their number, one tokenization (ALPACA.encode) for every contender",
                  "effective_batch": f"{PER_DEVICE * ACCUM} = {PER_DEVICE} per device x {ACCUM} accumulation",
                  "epochs": 1, "lr": LR, "precision": f"{PRECISION} for every contender (bf16: autocast), "
                                                   "activation checkpointing off for every contender", "gpt4llm_source": source_state(), "matmul_peak_gflops": round(peak, 1),

@@ -12,15 +12,10 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from gpt4llm.backends.base import Backend, Request
+from gpt4llm.backends.base import Backend, Request, RunContext
 from gpt4llm.backends.journal import Entry, Journal, call_key
 from gpt4llm.backends.pricing import Budget, Prices, estimate_prompt_tokens
 from gpt4llm.errors import UserError
-
-stderr = Console(stderr=True)
 
 
 @dataclass
@@ -86,12 +81,28 @@ def assign_keys(backend: Backend, requests: list[Request]) -> None:
         r.key = call_key(backend.kind, backend.model, r.payload())
 
 
-def progress_bar(quiet: bool) -> Progress:
+def stderr():
+    """The console progress is drawn on (rich is imported on first use: ``--help`` stays fast)."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True)
+    return _console
+
+
+_console = None
+
+
+def progress_bar(quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = stderr()
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
         TextColumn("[cyan]{task.fields[rate]}"), TextColumn("[magenta]{task.fields[tokens]} tok"),
         TextColumn("[green]{task.fields[cost]}"), TextColumn("ETA"), TimeRemainingColumn(),
-        console=stderr, disable=quiet or not stderr.is_terminal, transient=False)
+        console=console, disable=quiet or not console.is_terminal, transient=False)
 
 
 def _split(backend: Backend, journal: Journal, requests: list[Request]) -> tuple[dict[str, Entry], dict[str, Request]]:
@@ -107,7 +118,7 @@ def _split(backend: Backend, journal: Journal, requests: list[Request]) -> tuple
 
 def _prices(backend: Backend, prices: Prices | None) -> Prices:
     prices = prices or Prices.for_model(backend.kind, backend.model)
-    factor = getattr(backend, "price_factor", 1.0)
+    factor = backend.price_factor
     if factor != 1.0 and prices.known:
         prices = Prices(prices.usd_in * factor, prices.usd_out * factor, f"{prices.source} x{factor}")
     return prices
@@ -120,12 +131,10 @@ def _money(x: float | None) -> str:
 async def _run(backend: Backend, journal: Journal, requests: list[Request], label: str, quiet: bool,
                prices: Prices, max_usd: float | None, budget: Budget | None) -> CallStats:
     t0 = time.perf_counter()
-    backend.journal = journal
     stats = CallStats(requested=len(requests), max_usd=max_usd)
     stats.entries, pending = _split(backend, journal, requests)
     unique = len(stats.entries) + len(pending)
     stats.cached = len(stats.entries)
-    backend.prices = prices
     if budget is None and max_usd is not None:
         budget = Budget(max_usd)
     if budget is not None:
@@ -134,7 +143,7 @@ async def _run(backend: Backend, journal: Journal, requests: list[Request], labe
                             "--price-out (USD per 1M tokens) or --prices FILE")
         stats.max_usd = budget.max_usd
         budget.spent += sum(e.cost_usd or 0.0 for e in stats.entries.values())  # paid by earlier runs
-    backend.budget = budget
+    ctx = RunContext(journal=journal, prices=prices, budget=budget, console=stderr(), quiet=quiet)
     tokens = sum(e.prompt_tokens + e.completion_tokens for e in stats.entries.values())
     cost = sum(e.cost_usd or 0.0 for e in stats.entries.values())
     with progress_bar(quiet) as bar:
@@ -142,7 +151,7 @@ async def _run(backend: Backend, journal: Journal, requests: list[Request], labe
                             cost=_money(cost) if prices.known and cost else "")
         started = time.perf_counter()
         try:
-            async for req, res in backend.run(list(pending.values())):
+            async for req, res in backend.run(list(pending.values()), ctx):
                 if res.skipped:
                     stats.skipped += 1
                     continue

@@ -14,23 +14,26 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gpt4llm import io, plots
-from gpt4llm.io import write_json
-from gpt4llm.backends import DEFAULT_MODEL
-from gpt4llm.backends.base import GenParams, Request
+from gpt4llm.backends import DEFAULT_MODEL, parse_model
+from gpt4llm.backends.base import GenParams
 from gpt4llm.backends.journal import Journal
-from gpt4llm.calls import CallStats, run_calls
+from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
 from gpt4llm.eval.questions import load_questions
-from gpt4llm.generate import errors_path, journal_path, open_backend
-from gpt4llm.schemas import Question, record_id
+from gpt4llm.io import write_json
+from gpt4llm.schemas import Comparison, Question, ScoredResponse, record_id
 from gpt4llm.scoring import parse_score, rationale
-from gpt4llm.stage import AskStats, ask_until_parsed
+from gpt4llm.stats import read_scores, score_report
+from gpt4llm.settings import USD, Opt, Settings
+from gpt4llm.stage import AskStats, ModelCallSettings, ask_until_parsed, journal_path, open_backend, write_errors
 from gpt4llm.templates import ALPACA
 
 RATING = resources.files("gpt4llm.prompts").joinpath("rating.txt").read_text(encoding="utf-8")
@@ -45,30 +48,70 @@ def rating_prompt(instruction: str, input: str, response: str) -> str:
     return RATING.replace("{instruction}", task, 1).replace("{response}", response, 1)
 
 
-@dataclass
-class CompareConfig:
-    instructions: str
-    """The prompts: Alpaca records, or a FastChat question file."""
-    responses: list[str]
-    """K files of responses to them: Alpaca with output, or FastChat answers."""
-    output: Path
-    """The comparison file (GPT-4-LLM v2 format, JSONL or .json)."""
-    judge: str = DEFAULT_MODEL
-    source_names: list[str] | None = None
-    """Names of the K sources (default: meta.model / model_id, else the file name)."""
-    allow_missing: bool = False
+class Source(BaseModel):
+    """A source of responses in the pipeline: the teacher's own answers, or a model that answers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    model: str | None = None
+    """The model that answers; omitted: the teacher's own answers from the generate stage."""
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(512, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_model(v, "model")
+            except UserError as e:
+                raise ValueError(str(e).removeprefix("model ")) from None
+        return v
+
+
+class CompareSettings(ModelCallSettings):
+    """gpt4llm compare: a judge scores each of K models' responses on its own, 1-10 (the paper's comparison data)."""
+
+    instructions: Annotated[str | None, Opt("-i", pipeline=True)] = None
+    """The prompts: Alpaca records or FastChat questions."""
+    responses: Annotated[list[str] | None, Opt("-r", pipeline=True)] = None
+    """A response file per source (give 2 or more times): Alpaca with output, or FastChat answers."""
+    output: Annotated[Path | None, Opt("-o", pipeline=True)] = None
+    """Comparison file (the paper's v2 format, JSONL or .json)."""
+    judge: Annotated[str, Opt(pipeline=True)] = DEFAULT_MODEL
+    """The judge model (the paper: GPT-4; pipeline: models.judge)."""
+    source_names: Annotated[str | None, Opt(pipeline=True)] = None
+    """Comma-separated names of the sources, in --responses order (default: meta.model / model_id, else the file name)."""
+    sources: Annotated[list[Source] | None, Opt(cli=False)] = None
+    """Pipeline: the K sources, 2 or more: {name} for the teacher's own answers, {name, model, temperature, top_p, max_tokens} for a model that answers."""
+    allow_missing: Annotated[bool, Opt(pipeline=True)] = False
     """Score what is there when a source lacks some prompts (else stop and list them)."""
-    max_reasks: int = 2
-    """Follow-ups when no rule reads a valid score from the judge's reply."""
-    params: GenParams = field(default_factory=lambda: GenParams(temperature=0.2, top_p=1.0, max_tokens=1024))
-    """Judge decoding; the paper does not publish it: Vicuna's reviewer settings (0.2, 1024)."""
-    journal: Path | None = None
-    backend_options: dict = field(default_factory=dict)
-    max_usd: float | None = None
-    prices: Any = None
-    quiet: bool = False
-    score_mode: str = "text"
-    """text: parse the judge's reply (the paper); logprobs: a local judge's expected score (see logprob_scores)."""
+    max_reasks: int = Field(2, ge=0)
+    """Follow-ups in the same conversation when no rule reads a valid score from the judge's reply."""
+    temperature: float = Field(0.2, ge=0, le=2)
+    """Judge temperature (not published; Vicuna's reviewer: 0.2)."""
+    max_tokens: int = Field(1024, ge=1)
+    """Judge max tokens (Vicuna's reviewer: 1024)."""
+    max_usd: USD = None
+    """Budget cap for the judge, follow-ups included (exit 3 when reached)."""
+    score_mode: Literal["text", "logprobs"] = "text"
+    """text: parse the judge's reply (the paper); logprobs: a local judge's expected score over score tokens."""
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[Source] | None) -> list[Source] | None:
+        if v is not None:
+            if len(v) < 2:
+                raise ValueError("give at least 2 sources to compare")
+            names = [s.name for s in v]
+            if len(set(names)) != len(names):
+                raise ValueError(f"source names must differ: {names}")
+        return v
+
+    def params(self) -> GenParams:
+        return GenParams(temperature=self.temperature, top_p=1.0, max_tokens=self.max_tokens)
 
 
 @dataclass
@@ -103,15 +146,16 @@ def _source_rows(path: str) -> tuple[dict[Any, str], str | None]:
     return out, name
 
 
-def load_sources(cfg: CompareConfig, questions: list[Question]) -> dict[str, dict[Any, str]]:
+def load_sources(cfg: CompareSettings, questions: list[Question]) -> dict[str, dict[Any, str]]:
     if len(cfg.responses) < 2:
         raise UserError("--responses: give at least 2 response files to compare")
-    if cfg.source_names and len(cfg.source_names) != len(cfg.responses):
-        raise UserError(f"--source-names: {len(cfg.source_names)} names for {len(cfg.responses)} response files")
+    names = cfg.source_names.split(",") if cfg.source_names else None
+    if names and len(names) != len(cfg.responses):
+        raise UserError(f"--source-names: {len(names)} names for {len(cfg.responses)} response files")
     sources: dict[str, dict[Any, str]] = {}
     for i, path in enumerate(cfg.responses):
         rows, own = _source_rows(path)
-        name = cfg.source_names[i] if cfg.source_names else (own or Path(path).stem)
+        name = names[i] if names else (own or Path(path).stem)
         if name in sources:
             raise UserError(f"{path}: source name {name!r} is used twice; pass --source-names")
         keys = {q.question_id for q in questions}
@@ -124,12 +168,12 @@ def load_sources(cfg: CompareConfig, questions: list[Question]) -> dict[str, dic
     return sources
 
 
-def run(cfg: CompareConfig) -> CompareSummary:
-    if cfg.max_reasks < 0:
-        raise UserError(f"--max-reasks {cfg.max_reasks}: must be >= 0")
+def run(cfg: CompareSettings) -> CompareSummary:
+    if not cfg.instructions or not cfg.responses or not cfg.output:
+        raise UserError("compare needs --instructions, --responses (2 or more) and --output")
     questions = load_questions(cfg.instructions)
     sources = load_sources(cfg, questions)
-    backend = open_backend(cfg.judge, "--judge", cfg.backend_options, False)
+    backend = open_backend(cfg.judge, "--judge", cfg.backend, bulk=True, quiet=cfg.quiet)
     # Per prompt: the responses to score, identical texts once (the first source keeps it).
     items, identical = [], Counter()
     for q in questions:
@@ -145,13 +189,11 @@ def run(cfg: CompareConfig) -> CompareSummary:
             items.append((q, name, text))
     results: dict[tuple, dict] = {}
     asked = AskStats(None)
-    if cfg.score_mode not in ("text", "logprobs"):
-        raise UserError(f"--score-mode {cfg.score_mode}: use text or logprobs")
     if cfg.score_mode == "logprobs":
         from gpt4llm.logprob_scores import expected_scores, score_text
 
         chats = [[{"role": "user", "content": rating_prompt(q.instruction, q.input, t)}] for q, _, t in items]
-        for (q, name, _), e in zip(items, expected_scores(cfg.judge, chats, batch_size=cfg.backend_options.get("batch_size") or 8)):
+        for (q, name, _), e in zip(items, expected_scores(cfg.judge, chats, batch_size=cfg.backend.batch_size)):
             text = score_text(e)
             score, rule = parse_score(text)
             results[(q.question_id, name)] = ({"status": "ok", "score": score, "rationale": rationale(text), "attempts": 1,
@@ -165,8 +207,9 @@ def run(cfg: CompareConfig) -> CompareSummary:
                 backend, journal,
                 [((q.question_id, name), [{"role": "user", "content": rating_prompt(q.instruction, q.input, text)}])
                  for q, name, text in items],
-                parse_score, FOLLOWUP, params=cfg.params, max_reasks=cfg.max_reasks,
-                label=f"compare (judge {backend.model})", quiet=cfg.quiet, prices=cfg.prices, max_usd=cfg.max_usd)
+                parse_score, FOLLOWUP, params=cfg.params(), max_reasks=cfg.max_reasks,
+                label=f"compare (judge {backend.model})", quiet=cfg.quiet, prices=cfg.backend.prices_for(cfg.judge),
+                max_usd=cfg.max_usd)
         for key, a in answers.items():
             if a.status == "ok":
                 results[key] = {"status": "ok", "score": a.value, "rationale": rationale(a.text), "attempts": a.attempts,
@@ -186,23 +229,19 @@ def _write(cfg, questions, items, results, identical, backend, asked: AskStats) 
     out, errors, skipped = [], [], 0
     for q in questions:
         entries = by_q.get(q.question_id, [])
-        scored = [{"response": t, "score": r["score"], "source": n} for n, t, r in entries if r["status"] == "ok"]
+        scored = [ScoredResponse(response=t, score=r["score"], source=n) for n, t, r in entries if r["status"] == "ok"]
         failed = [{"source": n, "response": t, **r} for n, t, r in entries if r["status"] != "ok"]
         errors += [{"question_id": q.question_id, **f} for f in failed if f["status"] in ("call_failed", "not_run")]
         if len(scored) < 2:
             skipped += 1
             continue
-        out.append({"user_input": ALPACA.prompt(q.instruction, q.input), "responses_and_scores": scored,
-                    "id": str(q.question_id),
-                    "meta": {"judge": f"{backend.kind}:{backend.model}", "question_id": q.question_id,
-                             "rationales": {n: r.get("rationale", "") for n, _, r in entries if r["status"] == "ok"},
-                             "failed": failed, "identical_removed": identical.get(q.question_id, 0)}})
+        out.append(Comparison(
+            user_input=ALPACA.prompt(q.instruction, q.input), responses_and_scores=scored, id=str(q.question_id),
+            meta={"judge": f"{backend.kind}:{backend.model}", "question_id": q.question_id,
+                  "rationales": {n: r.get("rationale", "") for n, _, r in entries if r["status"] == "ok"},
+                  "failed": failed, "identical_removed": identical.get(q.question_id, 0)}).model_dump())
     io.write_records(cfg.output, out)
-    err = errors_path(Path(cfg.output))
-    if errors:
-        io.write_records(err, errors, "jsonl")
-    elif err.exists():
-        err.unlink()
+    write_errors(cfg.output, errors)
     per_source: dict[str, list[float]] = {}
     for rec in out:
         for x in rec["responses_and_scores"]:
@@ -230,17 +269,31 @@ def _write(cfg, questions, items, results, identical, backend, asked: AskStats) 
     return CompareSummary(Path(cfg.output), len(out), report, fig, report["call_failures"], asked.calls)
 
 
-def score_report(scores: dict[str, list[float]]) -> dict:
-    """Per source: n, mean, median, histogram over 1..10, and how centralized (the most common
-    score's share; the paper calls GPT-4's 89.5% of 9s "very centralized")."""
-    sources = {}
-    for name, values in scores.items():
-        if not values:
-            continue
-        counts = Counter(values)
-        mode, mode_n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-        sources[name] = {"n": len(values), "mean": round(statistics.fmean(values), 4),
-                         "median": statistics.median(values),
-                         "histogram": {f"{k:g}": counts[k] for k in sorted(counts)},
-                         "most_common_score": mode, "most_common_share": round(mode_n / len(values), 4)}
-    return {"sources": sources}
+class ReportSettings(Settings):
+    """gpt4llm compare report: the quality report and score-KDE figure of a comparison file or a dict of score lists."""
+
+    output_dir: Annotated[Path, Opt("-o")]
+    """Where score_report.json and the figure go."""
+    input: Annotated[str | None, Opt("-i")] = None
+    """Comparison v2 file."""
+    scores: Path | None = None
+    """A JSON dict of score lists per source (the paper's cmp_data_scores.json)."""
+
+
+def report(cfg: ReportSettings) -> tuple[dict, list[Path]]:
+    """The quality report of a comparison file, or of the paper's released score lists."""
+    from gpt4llm.pairs import load_comparisons
+
+    if bool(cfg.input) == bool(cfg.scores):
+        raise UserError("compare report: give exactly one of --input or --scores")
+    if cfg.scores:
+        per_source = read_scores(str(cfg.scores))
+    else:
+        per_source = {}
+        for c in load_comparisons(cfg.input):
+            for x in c.responses_and_scores:
+                per_source.setdefault(x.source, []).append(x.score)
+    out = score_report(per_source)
+    write_json(cfg.output_dir / "score_report.json", out)
+    figs = plots.score_kde(per_source, cfg.output_dir / "score_distribution")
+    return out, [cfg.output_dir / "score_report.json", *figs]

@@ -9,62 +9,65 @@ still failed go to ``<output>.errors.jsonl``, never into the output.
 from __future__ import annotations
 
 import datetime as dt
-import time
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from gpt4llm import io
-from gpt4llm.backends import DEFAULT_MODEL, create_backend
+from gpt4llm.backends import DEFAULT_MODEL
 from gpt4llm.backends.base import GenParams, Request
 from gpt4llm.backends.journal import Journal
-from gpt4llm.backends.pricing import Budget, Prices
+from gpt4llm.backends.pricing import Budget
 from gpt4llm.calls import CallStats, Plan, plan_calls, run_calls
-from gpt4llm.errors import UserError
-from gpt4llm.shard import parse_shard
 from gpt4llm.schemas import AlpacaRecord, ErrorRecord, GeneratedRecord, GenerationMeta, Usage
+from gpt4llm.settings import USD, Opt
+from gpt4llm.stage import SEEDS, ModelCallSettings, journal_path, load_instructions, open_backend, select, write_errors
 from gpt4llm.templates import ALPACA
-
-SEEDS = "seeds"  # --input seeds: the ~40 instructions bundled with gpt4llm
 
 LANGUAGES = {"zh": "Chinese", "en": "English", "es": "Spanish", "fr": "French", "de": "German",
              "ja": "Japanese", "ko": "Korean", "ru": "Russian", "pt": "Portuguese", "it": "Italian"}
 
 
-@dataclass
-class GenerateConfig:
-    output: Path
-    """Where to write the answered records (.jsonl by default; .json/.parquet by suffix or --format)."""
-    input: str = SEEDS
-    """Alpaca records: .json array, .jsonl, .parquet, hf:NAME[:split], or 'seeds' (bundled)."""
-    teacher: str = DEFAULT_MODEL
-    """The model that answers: local:NAME|PATH or openai:MODEL."""
-    limit: int | None = None
-    """Answer only the first N records (after validation of all)."""
-    params: GenParams = field(default_factory=GenParams)
-    """Decoding parameters; the defaults are the paper's (1.0, 1.0, 512 tokens)."""
-    language: str | None = None
-    """Answer in this language (a code like zh, or a name); adds a system message."""
+class GenerateSettings(ModelCallSettings):
+    """gpt4llm generate: a teacher answers instructions (the paper's Algorithm 1)."""
+
+    output: Annotated[Path, Opt("-o", pipeline=True)]
+    """Output file (.jsonl; .json/.parquet by suffix or --format)."""
+    input: Annotated[str, Opt("-i", pipeline=True)] = SEEDS
+    """Alpaca records: .json/.jsonl/.parquet, hf:NAME[:split], or 'seeds' (the bundled 40)."""
+    teacher: Annotated[str, Opt("-m", pipeline=True)] = DEFAULT_MODEL
+    """The model that answers: local:NAME|PATH or openai:MODEL (pipeline: models.teacher)."""
+    limit: Annotated[int | None, Field(ge=1), Opt(pipeline=True)] = None
+    """Answer only the first N records (pipeline: data.limit)."""
+    max_tokens: int = Field(512, ge=1)
+    """Max completion tokens (paper: 512)."""
+    temperature: float = Field(1.0, ge=0, le=2)
+    """Sampling temperature (paper: 1.0; 0 = greedy)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling (paper: 1.0)."""
+    seed: int | None = None
+    """Sampling seed, passed to the backend."""
+    language: Annotated[str | None, Opt(pipeline=True)] = None
+    """Answer in this language (zh, or a name): adds the system message "Always respond in ..."."""
+    languages: Annotated[list[str], Opt(cli=False)] = ["en"]
+    """Pipeline: en, plus any language the instructions are translated into first (the paper: zh)."""
     drop_truncated: bool = False
-    """Leave out answers cut by max_tokens (the paper kept them)."""
-    dedupe: bool = False
-    """Keep the first of records with the same id instead of refusing the file."""
-    format: str | None = None
-    """jsonl (default), json (an array shaped like alpaca_gpt4_data.json) or parquet."""
-    journal: Path | None = None
-    """The journal file; default <output>.journal.sqlite beside the output."""
-    backend_options: dict = field(default_factory=dict)
-    """Backend settings: batch_size (local); concurrency, rpm, tpm, base_url, timeout (openai)."""
-    shard: str | None = None
-    """i/n: answer only this host's deterministic 1/n of the input (join with gpt4llm merge)."""
-    max_usd: float | None = None
-    """Hard cap on the job's total cost in USD, journaled calls included; exit 3 when reached."""
-    prices: Prices | None = None
-    """USD per 1M tokens in/out; None = the bundled table (local models are free)."""
-    dry_run: bool = False
-    """Print requests, estimated tokens, cost and time; make no call."""
-    quiet: bool = False
-    """No progress bar."""
+    """Leave out answers cut at --max-tokens (the paper kept them)."""
+    dedupe: Annotated[bool, Opt(pipeline=True)] = False
+    """Keep the first of duplicate records instead of refusing the file."""
+    format: Annotated[Literal["jsonl", "json", "parquet"] | None, Opt(pipeline=True)] = None
+    """jsonl (default), json (like alpaca_gpt4_data.json) or parquet."""
+    shard: Annotated[str | None, Opt(pipeline=True)] = None
+    """i/n: this host's deterministic 1/n of the input (join with gpt4llm merge)."""
+    max_usd: USD = None
+    """Stop before the job's total cost would pass this (exit 3; re-run with more to continue)."""
+    dry_run: Annotated[bool, Opt(pipeline=True)] = False
+    """Print requests, estimated tokens, cost and time; call nothing."""
+
+    def params(self) -> GenParams:
+        return GenParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed)
 
 
 @dataclass
@@ -79,43 +82,11 @@ class GenerateSummary:
     calls: CallStats
 
 
-def seeds_path() -> Path:
-    return Path(str(resources.files("gpt4llm.data").joinpath("seed_instructions.jsonl")))
-
-
-def load_instructions(source: str, dedupe: bool = False) -> list[AlpacaRecord]:
-    """Validated Alpaca records; duplicate ids are an error unless ``dedupe``."""
-    src = seeds_path() if source == SEEDS else source
-    records = io.read_records(src, AlpacaRecord)
-    seen: dict[str, str] = {}
-    out = []
-    for rec, where in records:
-        first = seen.get(rec.key)
-        if first is not None:
-            if dedupe:
-                continue
-            raise UserError(f"{where}: duplicate id {rec.key} (same instruction and input as {first}); "
-                            "remove it or pass --dedupe to keep the first")
-        seen[rec.key] = where
-        out.append(rec)
-    if not out:
-        raise UserError(f"{src}: no records")
-    return out
-
-
 def language_system_prompt(language: str | None) -> str | None:
     if not language:
         return None
     name = LANGUAGES.get(language.lower(), language)
     return f"Always respond in {name}."
-
-
-def errors_path(output: Path) -> Path:
-    return output.with_name(output.name + ".errors.jsonl")
-
-
-def journal_path(output: Path) -> Path:
-    return output.with_name(output.name + ".journal.sqlite")
 
 
 def build_requests(records: list[AlpacaRecord], params: GenParams, language: str | None = None) -> list[Request]:
@@ -125,37 +96,20 @@ def build_requests(records: list[AlpacaRecord], params: GenParams, language: str
             for r in records]
 
 
-def select(records: list[AlpacaRecord], shard: str | None, limit: int | None) -> list[AlpacaRecord]:
-    """This host's shard of the records, then the first ``limit`` of it."""
-    if (s := parse_shard(shard)) is not None:
-        records = s.select(records, key=lambda r: r.key)
-    if limit is not None:
-        if limit < 1:
-            raise UserError(f"--limit {limit}: must be at least 1")
-        records = records[:limit]
-    return records
-
-
-def open_backend(spec: str, flag: str, options: dict, dry_run: bool):
-    """The backend; a dry run needs no API key, since it sends nothing."""
-    if dry_run and spec.startswith("openai:"):
-        options = {"api_key": "dry-run-no-key-needed", **options}
-    return create_backend(spec, flag, **options)
-
-
-def run(cfg: GenerateConfig) -> GenerateSummary | Plan:
+def run(cfg: GenerateSettings) -> GenerateSummary | Plan:
     records = select(load_instructions(cfg.input, cfg.dedupe), cfg.shard, cfg.limit)
     fmt = io.format_for(cfg.output, cfg.format)
     if cfg.max_usd is not None:
         Budget(cfg.max_usd)  # validate before any work
-    backend = open_backend(cfg.teacher, "--teacher", cfg.backend_options, cfg.dry_run)
-    requests = build_requests(records, cfg.params, cfg.language)
+    backend = open_backend(cfg.teacher, "--teacher", cfg.backend, dry_run=cfg.dry_run, bulk=True, quiet=cfg.quiet)
+    prices = cfg.backend.prices_for(cfg.teacher)
+    params = cfg.params()
+    requests = build_requests(records, params, cfg.language)
     with Journal(cfg.journal or journal_path(cfg.output)) as journal:
         if cfg.dry_run:
-            return plan_calls(backend, journal, requests, prices=cfg.prices,
-                              rpm=cfg.backend_options.get("rpm"), tpm=cfg.backend_options.get("tpm"))
+            return plan_calls(backend, journal, requests, prices=prices, rpm=cfg.backend.rpm, tpm=cfg.backend.tpm)
         stats = run_calls(backend, journal, requests, label=f"generate {backend.model}", quiet=cfg.quiet,
-                          prices=cfg.prices, max_usd=cfg.max_usd)
+                          prices=prices, max_usd=cfg.max_usd)
 
     out, errors, truncated, dropped, not_run = [], [], 0, 0, 0
     for req in requests:
@@ -175,7 +129,7 @@ def run(cfg: GenerateConfig) -> GenerateSummary | Plan:
                 dropped += 1
                 continue
         meta = GenerationMeta(
-            model=backend.model, backend=backend.kind, params=cfg.params.as_dict(),
+            model=backend.model, backend=backend.kind, params=params.as_dict(),
             usage=Usage(prompt_tokens=entry.prompt_tokens, completion_tokens=entry.completion_tokens),
             finish_reason=entry.finish_reason, latency_s=round(entry.latency_s, 4),
             created=dt.datetime.fromtimestamp(entry.created, dt.timezone.utc).isoformat(timespec="seconds"),
@@ -185,11 +139,7 @@ def run(cfg: GenerateConfig) -> GenerateSummary | Plan:
     if fmt == "json":  # exactly the released files' shape
         out = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in out]
     io.write_records(cfg.output, out, fmt)
-    err_file = errors_path(cfg.output)
-    if errors:
-        io.write_records(err_file, errors, "jsonl")
-    elif err_file.exists():
-        err_file.unlink()  # from an earlier run whose failures have now succeeded
+    err_file = write_errors(cfg.output, errors)
     return GenerateSummary(output=cfg.output, written=len(out), truncated=truncated,
                            dropped_truncated=dropped, failed=len(errors), not_run=not_run,
-                           errors_file=err_file if errors else None, calls=stats)
+                           errors_file=err_file, calls=stats)

@@ -9,13 +9,29 @@ place is named, file:line). With ``--input`` (the original input) the result is 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 from gpt4llm import io
 from gpt4llm.errors import UserError
-from gpt4llm.generate import errors_path, load_instructions
+from gpt4llm.settings import Opt, Settings
+from gpt4llm.stage import errors_path, load_instructions, write_errors
 
 
-def run(shards: list[str], output: Path, input: str | None = None, fmt: str | None = None) -> dict:
+class MergeSettings(Settings):
+    """gpt4llm merge: join the outputs of --shard i/n runs (ids must agree; input order with --input)."""
+
+    shards: Annotated[list[str], Opt(argument=True)]
+    """The shard outputs to join."""
+    output: Annotated[Path, Opt("-o")]
+    """The joined file."""
+    input: Annotated[str | None, Opt("-i")] = None
+    """The original input, to restore its order."""
+    format: Literal["jsonl", "json", "parquet"] | None = None
+    """jsonl (default), json or parquet."""
+
+
+def run(cfg: MergeSettings) -> dict:
+    shards, output, input, fmt = cfg.shards, cfg.output, cfg.input, cfg.format
     if not shards:
         raise UserError("merge: give the shard files to join")
     records: dict[str, dict] = {}
@@ -39,7 +55,6 @@ def run(shards: list[str], output: Path, input: str | None = None, fmt: str | No
             return order[key]
         out.sort(key=rank)
     io.write_records(output, out, fmt)
-    errors = [r.data for p in shards if errors_path(Path(p)).exists() for r in io.read_rows(errors_path(Path(p)))]
-    if errors:
-        io.write_records(errors_path(Path(output)), errors, "jsonl")
+    errors = [r.data for p in shards if errors_path(p).exists() for r in io.read_rows(errors_path(p))]
+    write_errors(output, errors)
     return {"records": len(out), "errors": len(errors), "shards": len(shards)}

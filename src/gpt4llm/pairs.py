@@ -10,25 +10,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from gpt4llm import io
 from gpt4llm.errors import UserError
+from gpt4llm.schemas import Comparison, ScoredResponse
+from gpt4llm.settings import Opt, Settings
 
 
-class ScoredResponse(BaseModel):
-    response: str
-    score: float
-    source: str = ""
+class ExportSettings(Settings):
+    """gpt4llm compare export: all C(K,2) preference pairs with s_l < s_h; ties and identical texts give no pair (counted)."""
 
-
-class Comparison(BaseModel):
-    """GPT-4-LLM comparison v2: ``user_input`` is the instruction already in the Alpaca template."""
-
-    user_input: str
-    responses_and_scores: list[ScoredResponse]
-    id: str | None = None
+    input: Annotated[str, Opt("-i")]
+    """Comparison v2 file (ours or the released comparison_data_v2.json)."""
+    to: Literal["trl", "gpt4llm-v1"]
+    """trl (prompt, chosen, rejected, margin) or gpt4llm-v1 (user_input, completion_a, completion_b)."""
+    output: Annotated[Path, Opt("-o")]
+    """The pairs (JSONL)."""
 
 
 @dataclass

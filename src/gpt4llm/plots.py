@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
+
+from gpt4llm.settings import Opt, Settings
+
+
+class PaperFiguresSettings(Settings):
+    """gpt4llm plots paper: redraw the paper's figures from its published numbers (judge, ranking groups, Chinese, ROUGE, HHH)."""
+
+    output_dir: Annotated[Path, Opt("-o")] = Path("paper_figures")
+    """Where the figures go."""
 
 
 def _plt():

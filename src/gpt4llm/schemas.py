@@ -112,3 +112,37 @@ class FastChatAnswer(BaseModel):
     model_id: str
     text: str
     meta: dict[str, Any] = {}
+
+
+class ScoredResponse(BaseModel):
+    """One of a prompt's K responses with the judge's 1-10 score and its source model."""
+
+    response: str
+    score: float
+    source: str = ""
+
+
+class Comparison(BaseModel):
+    """GPT-4-LLM comparison v2 (``comparison_data_v2.json``): ``user_input`` is the instruction already
+    in the Alpaca template. ``compare`` adds ``id`` and ``meta`` (judge, rationales, failures)."""
+
+    user_input: str
+    responses_and_scores: list[ScoredResponse]
+    id: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+class Review(BaseModel):
+    """FastChat's review format (``review_id, question_id, answer1_id, answer2_id, reviewer_id,
+    metadata, text, score``); ``score`` [-1, -1] is FastChat's mark of a review without scores.
+    ``eval judge`` adds ``meta`` (model, order, parse status and rule, follow-ups)."""
+
+    review_id: str
+    question_id: int | str
+    answer1_id: str | None = None
+    answer2_id: str | None = None
+    reviewer_id: str | int | None = None
+    metadata: dict[str, Any] = {}
+    text: str = ""
+    score: list[float]
+    meta: dict[str, Any] | None = None

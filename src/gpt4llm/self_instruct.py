@@ -17,19 +17,21 @@ import random
 import re
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from gpt4llm import io
 from gpt4llm.backends import DEFAULT_MODEL
 from gpt4llm.backends.base import GenParams, Request
 from gpt4llm.backends.journal import Journal
 from gpt4llm.calls import run_calls
-from gpt4llm.errors import UserError
-from gpt4llm.generate import journal_path, load_instructions, open_backend
 from gpt4llm.schemas import record_id
+from gpt4llm.settings import Opt
 from gpt4llm.shard import parse_shard
+from gpt4llm.stage import SEEDS, ModelCallSettings, journal_path, load_instructions, open_backend
 
 PROMPT = resources.files("gpt4llm.prompts").joinpath("self_instruct.txt").read_text(encoding="utf-8")
 BLACKLIST = ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
@@ -119,30 +121,42 @@ def too_similar_parallel(cand: list[str], pool: list[list[str]], workers: int, e
     return any(executor.map(_chunk_similar, [(cand, pool[i:i + size]) for i in range(0, len(pool), size)]))
 
 
-@dataclass
-class SelfInstructConfig:
-    output: Path
-    seeds: str = "seeds"
-    num: int = 100
-    teacher: str = DEFAULT_MODEL
-    tasks_per_prompt: int = 20
-    max_rounds: int = 50
+class SelfInstructSettings(ModelCallSettings):
+    """gpt4llm self-instruct: new instructions from seed tasks, as Alpaca made its 52K."""
+
+    output: Annotated[Path, Opt("-o", pipeline=True)]
+    """The new instructions (JSONL, Alpaca records)."""
+    seeds: Annotated[str, Opt(pipeline=True)] = SEEDS
+    """Seed tasks (Alpaca records); 'seeds' = the bundled 40 (Alpaca used 175)."""
+    num: int = Field(100, ge=1)
+    """New instructions to keep (Alpaca: 52,002)."""
+    teacher: Annotated[str, Opt("-m", pipeline=True)] = DEFAULT_MODEL
+    """The model that writes instructions (Alpaca: text-davinci-003)."""
+    tasks_per_prompt: int = Field(20, ge=1)
+    """Instructions asked for per prompt (Alpaca: 20)."""
+    max_rounds: int = Field(50, ge=1)
+    """Stop after this many prompts even if --num is not reached."""
+    max_tokens: int = Field(1024, ge=1)
+    """Max completion tokens per prompt."""
+    temperature: float = Field(1.0, ge=0, le=2)
+    """Sampling temperature (Alpaca: 1.0)."""
     seed: int = 0
-    shard: str | None = None
-    params: GenParams = field(default_factory=lambda: GenParams(temperature=1.0, top_p=1.0, max_tokens=1024))
-    workers: int = 1
-    journal: Path | None = None
-    backend_options: dict = field(default_factory=dict)
-    quiet: bool = False
+    """Sampling of the examples shown per round (with the shard: deterministic rounds, so a re-run resumes)."""
+    shard: Annotated[str | None, Opt(pipeline=True)] = None
+    """i/n: this host's stream of rounds."""
+    workers: int = Field(1, ge=1)
+    """Processes for the ROUGE-L check of large pools."""
+
+    def params(self) -> GenParams:
+        return GenParams(temperature=self.temperature, top_p=1.0, max_tokens=self.max_tokens)
 
 
-def run(cfg: SelfInstructConfig) -> dict:
-    if cfg.num < 1 or cfg.max_rounds < 1:
-        raise UserError("--num and --max-rounds must be at least 1")
+def run(cfg: SelfInstructSettings) -> dict:
     shard = parse_shard(cfg.shard)
     seeds = load_instructions(cfg.seeds)
     seed_tasks = [{"instruction": s.instruction, "input": s.input, "output": s.output or ""} for s in seeds]
-    backend = open_backend(cfg.teacher, "--teacher", cfg.backend_options, False)
+    backend = open_backend(cfg.teacher, "--teacher", cfg.backend, quiet=cfg.quiet)
+    prices, params = cfg.backend.prices_for(cfg.teacher), cfg.params()
     pool = [tokens(t["instruction"]) for t in seed_tasks]
     kept: list[dict] = []
     reasons: Counter = Counter()
@@ -157,8 +171,9 @@ def run(cfg: SelfInstructConfig) -> dict:
                 body = "".join(example_block(i + 1, t["instruction"], t["input"], t["output"]) for i, t in enumerate(examples))
                 body += f"###\n{len(examples) + 1}. Instruction:"
                 prompt = PROMPT.replace("{num}", str(cfg.tasks_per_prompt)).replace("{examples}", body)
-                req = Request(params=cfg.params, messages=[{"role": "user", "content": prompt}], sample=rounds)
-                stats = run_calls(backend, journal, [req], label=f"self-instruct round {rounds + 1}", quiet=True)
+                req = Request(params=params, messages=[{"role": "user", "content": prompt}], sample=rounds)
+                stats = run_calls(backend, journal, [req], label=f"self-instruct round {rounds + 1}", quiet=True,
+                                  prices=prices)
                 calls += stats.called
                 rounds += 1
                 e = stats.entries.get(req.key)

@@ -17,13 +17,34 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fastapi import Request
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
+from gpt4llm.backends import DEFAULT_MODEL
 from gpt4llm.backends.base import GenParams
 from gpt4llm.backends.base import Request as Call
-from gpt4llm.backends.local import LocalBackend, load_model
+from gpt4llm.settings import Opt, Settings
 from gpt4llm.templates import PromptTemplate
+
+
+class ServeSettings(Settings):
+    """gpt4llm serve: an OpenAI-compatible server (/v1/chat/completions, /v1/completions, /v1/models) batching concurrent callers."""
+
+    model: Annotated[str, Opt("-m")] = DEFAULT_MODEL
+    """local:NAME|PATH (a gpt4llm checkpoint uses its saved template)."""
+    host: str = "127.0.0.1"
+    """Bind address (127.0.0.1: this machine only)."""
+    port: int = Field(8000, ge=1, le=65535)
+    """Port to listen on."""
+    api_key: str | None = None
+    """Require 'Authorization: Bearer KEY' on every /v1 request."""
+    batch_size: int = Field(16, ge=1)
+    """Max requests per batched generate."""
+    max_wait_ms: float = Field(10.0, ge=0)
+    """How long to wait for more requests to batch."""
+    served_name: str | None = None
+    """The model name clients use (default: the model's name)."""
 
 
 class Message(BaseModel):
@@ -57,7 +78,7 @@ class CompletionRequest(_Params):
 class Batcher:
     """Collects concurrent calls into batches for the local backend."""
 
-    def __init__(self, backend: LocalBackend, batch_size: int, max_wait_ms: float):
+    def __init__(self, backend, batch_size: int, max_wait_ms: float):
         self.backend, self.batch_size, self.max_wait = backend, batch_size, max_wait_ms / 1000
         self.queue: asyncio.Queue = asyncio.Queue()
         self.batches = self.calls = 0
@@ -71,6 +92,8 @@ class Batcher:
         return await fut
 
     async def loop(self) -> None:
+        from gpt4llm.backends.local import load_model
+
         tok, model = await asyncio.to_thread(load_model, self.backend.model, self.backend.device, self.backend.dtype)
         while True:
             items = [await self.queue.get()]
@@ -106,8 +129,10 @@ def error(status: int, message: str, type_: str = "invalid_request_error", code:
 
 def create_app(model: str, api_key: str | None = None, batch_size: int = 16, max_wait_ms: float = 10.0,
                served_name: str | None = None, default_max_tokens: int = 512):
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
+
+    from gpt4llm.backends.local import LocalBackend
 
     name = model.removeprefix("local:")
     backend = LocalBackend(name, batch_size=batch_size)
@@ -177,3 +202,21 @@ def create_app(model: str, api_key: str | None = None, batch_size: int = 16, max
                 "usage": usage(res)}
 
     return app
+
+
+def run(cfg: ServeSettings, announce) -> None:
+    """Load the model (a bad one fails with one line before binding), then serve until stopped."""
+    import uvicorn
+
+    from gpt4llm.backends import parse_model
+    from gpt4llm.backends.local import load_model
+    from gpt4llm.errors import UserError
+
+    spec = parse_model(cfg.model, "--model")
+    if spec.backend != "local":
+        raise UserError(f"--model {cfg.model}: serve runs local models; use local:NAME|PATH")
+    load_model(spec.name)
+    app = create_app(cfg.model, api_key=cfg.api_key, batch_size=cfg.batch_size, max_wait_ms=cfg.max_wait_ms,
+                     served_name=cfg.served_name)
+    announce(cfg.served_name or Path(spec.name).name)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

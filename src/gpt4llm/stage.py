@@ -1,4 +1,5 @@
-"""What every model stage shares.
+"""What every stage shares: where its files go, its inputs, opening its backend, its errors file,
+and the loop that asks a judge until its answer can be read.
 
 ``ask_until_parsed`` is the one loop that asks a judge and reads its answer (``compare`` and
 ``eval judge``): every item is asked once; an answer that no rule can read is followed up in the
@@ -11,12 +12,108 @@ through the journal, so a re-run makes no call twice, and all rounds share one b
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Callable
 
+from gpt4llm import io
+from gpt4llm.backends import BackendSettings, create_backend
 from gpt4llm.backends.base import Backend, GenParams, Request
 from gpt4llm.backends.journal import Journal
 from gpt4llm.backends.pricing import Budget, Prices
 from gpt4llm.calls import CallStats, run_calls
+from gpt4llm.errors import UserError
+from gpt4llm.schemas import AlpacaRecord
+from gpt4llm.settings import Opt, Settings
+from gpt4llm.shard import parse_shard
+
+SEEDS = "seeds"  # an input of "seeds": the 40 instructions bundled with gpt4llm
+
+
+class ModelCallSettings(Settings):
+    """What every command that calls a model shares: the backend, the journal, the progress bar."""
+
+    journal: Annotated[Path | None, Opt(pipeline=True)] = None
+    """Journal file (default <output>.journal.sqlite); share one across commands."""
+    backend: Annotated[BackendSettings, Opt(pipeline=True)] = BackendSettings()
+    """How the model is called (the pipeline's backend: section)."""
+    quiet: Annotated[bool, Opt("-q", pipeline=True)] = False
+    """No progress bar."""
+
+
+# ---------------------------------------------------------------- files
+
+
+def errors_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".errors.jsonl")
+
+
+def journal_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".journal.sqlite")
+
+
+def write_errors(output: str | Path, rows: list[dict]) -> Path | None:
+    """``<output>.errors.jsonl`` with the calls that still failed, or no file at all (one left by an
+    earlier run whose failures have now succeeded is removed)."""
+    path = errors_path(output)
+    if rows:
+        io.write_records(path, rows, "jsonl")
+        return path
+    path.unlink(missing_ok=True)
+    return None
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def seeds_path() -> Path:
+    return Path(str(resources.files("gpt4llm.data").joinpath("seed_instructions.jsonl")))
+
+
+def load_instructions(source: str, dedupe: bool = False) -> list[AlpacaRecord]:
+    """Validated Alpaca records; duplicate ids are an error unless ``dedupe``."""
+    src = seeds_path() if source == SEEDS else source
+    records = io.read_records(src, AlpacaRecord)
+    seen: dict[str, str] = {}
+    out = []
+    for rec, where in records:
+        first = seen.get(rec.key)
+        if first is not None:
+            if dedupe:
+                continue
+            raise UserError(f"{where}: duplicate id {rec.key} (same instruction and input as {first}); "
+                            "remove it or pass --dedupe to keep the first")
+        seen[rec.key] = where
+        out.append(rec)
+    if not out:
+        raise UserError(f"{src}: no records")
+    return out
+
+
+def select(records: list[AlpacaRecord], shard: str | None, limit: int | None) -> list[AlpacaRecord]:
+    """This host's shard of the records, then the first ``limit`` of it."""
+    if (s := parse_shard(shard)) is not None:
+        records = s.select(records, key=lambda r: r.key)
+    if limit is not None:
+        if limit < 1:
+            raise UserError(f"--limit {limit}: must be at least 1")
+        records = records[:limit]
+    return records
+
+
+# ---------------------------------------------------------------- the backend
+
+
+def open_backend(model: str, flag: str, backend: BackendSettings, *, dry_run: bool = False, bulk: bool = False,
+                 quiet: bool = False) -> Backend:
+    """The model's backend from the backend settings. ``bulk`` stages (generate, translate, compare)
+    go through the Batch API when it is on; a dry run needs no API key, since it sends nothing."""
+    options = backend.options(quiet=quiet, batch=bulk)
+    if dry_run and model.startswith("openai:"):
+        options = {"api_key": "dry-run-no-key-needed", **options}
+    return create_backend(model, flag, **options)
 
 
 @dataclass

@@ -9,9 +9,12 @@ failure listed in ``<output>.errors.jsonl``, never a damaged record. Then ``gpt4
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
 
 from gpt4llm import io
 from gpt4llm.backends import DEFAULT_MODEL
@@ -19,8 +22,10 @@ from gpt4llm.backends.base import GenParams, Request
 from gpt4llm.backends.journal import Journal
 from gpt4llm.backends.pricing import estimate_tokens
 from gpt4llm.calls import CallStats, Plan, plan_calls, run_calls
-from gpt4llm.generate import LANGUAGES, errors_path, journal_path, load_instructions, open_backend, select
+from gpt4llm.generate import LANGUAGES
 from gpt4llm.schemas import record_id
+from gpt4llm.settings import Opt
+from gpt4llm.stage import SEEDS, ModelCallSettings, journal_path, load_instructions, open_backend, select, write_errors
 
 PROMPT = resources.files("gpt4llm.prompts").joinpath("translate.txt").read_text(encoding="utf-8")
 PROTECTED = re.compile(r"```.*?```|`[^`\n]+`|https?://\S+|[\w.+-]+@[\w-]+\.[\w.]+|\{[^{}\s]+\}|<[A-Z_][A-Z0-9_]*>"
@@ -51,20 +56,25 @@ def check(source: str, translation: str) -> str | None:
     return None
 
 
-@dataclass
-class TranslateConfig:
-    output: Path
-    input: str = "seeds"
-    to: str = "zh"
-    translator: str = DEFAULT_MODEL
-    limit: int | None = None
-    shard: str | None = None
-    temperature: float = 0.0
-    """0: a translation is not a creative task, and a re-run gives the same text."""
-    journal: Path | None = None
-    backend_options: dict = field(default_factory=dict)
-    dry_run: bool = False
-    quiet: bool = False
+class TranslateSettings(ModelCallSettings):
+    """gpt4llm translate: the instructions and inputs in another language (the paper's Chinese data)."""
+
+    output: Annotated[Path, Opt("-o", pipeline=True)]
+    """The translated records (JSONL)."""
+    input: Annotated[str, Opt("-i", pipeline=True)] = SEEDS
+    """Alpaca records (instruction and input are translated)."""
+    to: Annotated[str, Opt(pipeline=True)] = "zh"
+    """Target language: a code (zh) or a name (pipeline: each of stages.generate.languages)."""
+    translator: Annotated[str, Opt("-m", pipeline=True)] = DEFAULT_MODEL
+    """The model that translates (pipeline: models.translator)."""
+    limit: Annotated[int | None, Field(ge=1), Opt(pipeline=True)] = None
+    """Translate only the first N records (pipeline: data.limit)."""
+    shard: Annotated[str | None, Opt(pipeline=True)] = None
+    """i/n: this host's 1/n of the input."""
+    temperature: float = Field(0.0, ge=0, le=2)
+    """0: a translation is not a creative task, and a re-run gives the same text (the paper's prompt and settings are not published)."""
+    dry_run: Annotated[bool, Opt(pipeline=True)] = False
+    """Print the plan; call nothing."""
 
 
 @dataclass
@@ -75,10 +85,11 @@ class TranslateSummary:
     calls: CallStats
 
 
-def run(cfg: TranslateConfig) -> TranslateSummary | Plan:
+def run(cfg: TranslateSettings) -> TranslateSummary | Plan:
     records = select(load_instructions(cfg.input), cfg.shard, cfg.limit)
     language = LANGUAGES.get(cfg.to.lower(), cfg.to)
-    backend = open_backend(cfg.translator, "--translator", cfg.backend_options, cfg.dry_run)
+    backend = open_backend(cfg.translator, "--translator", cfg.backend, dry_run=cfg.dry_run, bulk=True, quiet=cfg.quiet)
+    prices = cfg.backend.prices_for(cfg.translator)
     requests = []
     for rec in records:
         for fld in ("instruction", "input"):
@@ -90,8 +101,8 @@ def run(cfg: TranslateConfig) -> TranslateSummary | Plan:
                 requests.append(Request(params=params, messages=[{"role": "user", "content": prompt}], tag=(rec, fld)))
     with Journal(cfg.journal or journal_path(cfg.output)) as journal:
         if cfg.dry_run:
-            return plan_calls(backend, journal, requests)
-        stats = run_calls(backend, journal, requests, label=f"translate to {language}", quiet=cfg.quiet)
+            return plan_calls(backend, journal, requests, prices=prices, rpm=cfg.backend.rpm, tpm=cfg.backend.tpm)
+        stats = run_calls(backend, journal, requests, label=f"translate to {language}", quiet=cfg.quiet, prices=prices)
     done: dict[str, dict] = {}
     reasons: dict[str, str] = {}
     for req in requests:
@@ -116,9 +127,5 @@ def run(cfg: TranslateConfig) -> TranslateSummary | Plan:
                     "meta": {"source_id": rec.key, "language": cfg.to, "translator": f"{backend.kind}:{backend.model}",
                              "params": {"temperature": cfg.temperature, "top_p": 1.0}}})
     io.write_records(cfg.output, out)
-    err = errors_path(cfg.output)
-    if errors:
-        io.write_records(err, errors, "jsonl")
-    elif err.exists():
-        err.unlink()
+    write_errors(cfg.output, errors)
     return TranslateSummary(cfg.output, len(out), len(errors), stats)

@@ -6,7 +6,7 @@ import pytest
 
 from support import read_jsonl, run_cli, write_jsonl
 
-from gpt4llm.generate import load_instructions, seeds_path
+from gpt4llm.stage import load_instructions, seeds_path
 
 
 def test_bundled_seeds_cover_the_kinds_of_task():

@@ -102,7 +102,7 @@ def bad_inputs(d, out):
         (["generate", "-i", str(d / "empty.jsonl"), "-o", str(out / "x.jsonl")], "no records"),
         (["generate", "--teacher", "gpt-4", "-o", str(out / "x.jsonl")], "unknown model form"),
         (["generate", "--limit", "0", "-o", str(out / "x.jsonl")], "--limit"),
-        (["generate", "--format", "xml", "-o", str(out / "x.jsonl")], "--format xml"),
+        (["generate", "--format", "xml", "-o", str(out / "x.jsonl")], "'xml' is not one of"),
         (["translate", "-i", str(d / "broken.jsonl"), "-o", str(out / "x.jsonl")], "broken.jsonl:2"),
         (["self-instruct", "--seeds", str(d / "missing.jsonl"), "-o", str(out / "x.jsonl")], "file not found"),
         (["compare", "-i", q, "-r", a, "-o", str(out / "x.jsonl")], "at least 2"),
@@ -128,7 +128,7 @@ def bad_inputs(d, out):
         (["run", str(d / "pipe_bad.yaml")], "pipe_bad.yaml:4: stages.sft.epocs: unknown key"),
         (["run", str(d / "missing.yaml")], "pipeline file not found"),
         (["benchmarks", "download", "nope"], "nope"),
-        (["train", "sft", "--data", str(d / "inst.jsonl"), "-o", str(out / "m"), "--template", "nope"], "--template nope"),
+        (["train", "sft", "--data", str(d / "inst.jsonl"), "-o", str(out / "m"), "--template", "nope"], "'nope' is not one of"),
     ]
 
 

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt4llm.templates import IGNORE_INDEX
-from gpt4llm.train.loop import example_mean_loss
+from gpt4llm.train.sft import example_mean_loss
 
 
 def per_example(logits_list, labels_list):

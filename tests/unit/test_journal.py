@@ -86,3 +86,41 @@ def test_kill_9_mid_write_keeps_every_committed_entry_and_a_sound_file(tmp_path)
         got = j.lookup(f"k{i}" for i in range(acknowledged + 1))
         # every result the writer saw committed is there, after a kill at an arbitrary point
         assert len(got) == acknowledged + 1 and all(e.ok for e in got.values())
+
+
+def test_schema_version_is_read_and_an_old_journal_is_migrated(tmp_path):
+    from gpt4llm.backends.journal import SCHEMA_VERSION
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)  # a journal as version 1 wrote it: no batches table yet
+    db.executescript("""CREATE TABLE calls (key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL,
+        request TEXT NOT NULL, status TEXT NOT NULL, text TEXT, finish_reason TEXT, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL, latency_s REAL NOT NULL DEFAULT 0, created REAL NOT NULL,
+        error TEXT, attempts INTEGER NOT NULL DEFAULT 1);
+        CREATE TABLE info (name TEXT PRIMARY KEY, value TEXT);
+        INSERT INTO info VALUES ('schema_version', '1');
+        INSERT INTO calls (key, backend, model, request, status, text, created) VALUES ('k', 'openai', 'm', '{}', 'ok', 'kept', 0);""")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        assert j.schema_version == SCHEMA_VERSION == 2
+        assert j.lookup(["k"])["k"].text == "kept"
+        j.add_batch("b1", "http://x/v1", "m", "/v1/chat/completions", "file-1", 0, ["k"])
+        assert [r[0] for r in j.open_batches("http://x/v1", "m", ("collected",))] == ["b1"]
+        j.update_batch("b1", status="collected")
+        assert j.open_batches("http://x/v1", "m", ("collected",)) == []
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM info WHERE name='schema_version'").fetchone()[0] == "2"
+
+
+def test_a_journal_from_a_newer_version_is_refused(tmp_path):
+    import pytest
+
+    from gpt4llm.errors import UserError
+
+    path = tmp_path / "new.sqlite"
+    with Journal(path) as j:
+        j.record("k", "openai", "m", REQ, text="x")
+        j.db.execute("UPDATE info SET value = '99' WHERE name = 'schema_version'")
+    with pytest.raises(UserError, match="journal schema version 99 is newer than this gpt4llm reads"):
+        Journal(path)

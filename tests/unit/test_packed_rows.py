@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from gpt4llm.templates import IGNORE_INDEX
 from gpt4llm.train.data import attention_ratio, padding_share, plan_rows
-from gpt4llm.train.loop import PackedRowsCollator, example_mean_loss, real_tokens
+from gpt4llm.train.data import PackedRowsCollator, real_tokens
+from gpt4llm.train.sft import example_mean_loss
 
 
 def cost(rows, lengths, ratio):

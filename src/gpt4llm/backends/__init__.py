@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from gpt4llm.backends.base import Backend
 from gpt4llm.errors import UserError
+from gpt4llm.settings import PER_MINUTE, Settings
 
 EMBEDDED = "smollm2-135m-instruct"
 DEFAULT_MODEL = f"local:{EMBEDDED}"
@@ -58,3 +62,55 @@ def create_backend(spec: str | ModelSpec, flag: str = "--model", **options: Any)
     cls = getattr(importlib.import_module(module), cls_name)
     accepted = cls.OPTIONS
     return cls(spec.name, **{k: v for k, v in options.items() if k in accepted and v is not None})
+
+
+class BackendSettings(Settings):
+    """How models are called: the same settings for every command that calls one (flags), and the
+    pipeline file's ``backend:`` section."""
+
+    batch_size: int = Field(16, ge=1)
+    """local: prompts per batch (16-32 is fastest on a CPU; see README)."""
+    concurrency: int = Field(16, ge=1)
+    """openai: requests in flight."""
+    rpm: PER_MINUTE = None
+    """openai: max requests per minute (client-side token bucket)."""
+    tpm: PER_MINUTE = None
+    """openai: max tokens per minute (prompt estimate + max_tokens)."""
+    base_url: str | None = None
+    """openai: endpoint (default $OPENAI_BASE_URL or OpenAI)."""
+    api_version: str | None = None
+    """openai: Azure OpenAI API version; the model is the deployment name."""
+    timeout: float = Field(600.0, gt=0)
+    """openai: seconds per request before it is retried."""
+    max_retries: int = Field(8, ge=0)
+    """openai: retries of 429/5xx/timeouts/dropped connections."""
+    retry_backoff: float = Field(1.0, ge=0)
+    """openai: first backoff in seconds (doubles, full jitter)."""
+    batch_api: bool = False
+    """openai: use the Batch API (half price, results within 24 h; resumable)."""
+    batch_fallback: bool = False
+    """Batch API: send what it failed synchronously."""
+    poll_interval: float = Field(30.0, gt=0)
+    """Batch API: seconds between polls."""
+    price_in: float | None = Field(None, ge=0)
+    """USD per 1M input tokens (overrides the price table)."""
+    price_out: float | None = Field(None, ge=0)
+    """USD per 1M output tokens (overrides the price table)."""
+    prices: Path | None = None
+    """YAML price table: MODEL: [usd_in_per_1m, usd_out_per_1m]."""
+
+    def options(self, quiet: bool = False, batch: bool = True) -> dict[str, Any]:
+        """Keyword arguments for ``create_backend``. ``batch``: whether this stage may use the Batch
+        API when it is on (bulk stages: generate, translate, compare)."""
+        opts = self.model_dump(exclude={"batch_api", "batch_fallback", "poll_interval", "price_in", "price_out",
+                                        "prices"})
+        if self.batch_api and batch:
+            opts.update(batch_api=True, fallback=self.batch_fallback, poll_interval=self.poll_interval, quiet=quiet)
+        return opts
+
+    def prices_for(self, model: str):
+        """The prices of ``model``: the flags, else the table (``--prices`` or the bundled one)."""
+        from gpt4llm.backends.pricing import Prices
+
+        spec = parse_model(model)
+        return Prices.for_model(spec.backend, spec.name, self.price_in, self.price_out, self.prices)

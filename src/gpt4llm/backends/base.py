@@ -1,17 +1,23 @@
 """The one small backend interface (DESIGN.md principle 4).
 
-A backend takes a list of ``Request``s and yields a ``Result`` for each, in any order, as they
-finish. Scheduling (batching for ``local``, concurrent HTTP for ``openai``) is the backend's
-business; journaling, progress and resume are the caller's (``gpt4llm.calls``).
+A backend takes a list of ``Request``s and a ``RunContext`` and yields a ``Result`` for each, in any
+order, as they finish. Scheduling (batching for ``local``, concurrent HTTP for ``openai``) is the
+backend's business; journaling, progress and resume are the caller's (``gpt4llm.calls``), which
+hands the backend what it may use in the context: the journal (the Batch API keeps its batch ids
+there), the prices, the budget and the console that draws progress.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field, fields
-from typing import Any, AsyncIterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 from gpt4llm.errors import UserError
+
+if TYPE_CHECKING:
+    from gpt4llm.backends.journal import Journal
+    from gpt4llm.backends.pricing import Budget, Prices
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,22 @@ class Result:
         return self.error is None and self.skipped is None
 
 
+@dataclass
+class RunContext:
+    """What one run of calls gives its backend. Everything is optional: a backend run outside a
+    stage (a benchmark, ``serve``) gets an empty context."""
+
+    journal: "Journal | None" = None
+    """The run's journal; the Batch API keeps its batch ids in it (``Journal.batches``)."""
+    prices: "Prices | None" = None
+    """USD per 1M tokens, already at this backend's price (the Batch API's half price)."""
+    budget: "Budget | None" = None
+    """The job's cap (``--max-usd``): reserve a request's worst case before sending it."""
+    console: Any = None
+    """The rich console the caller draws progress on (a backend nests its own bars in it)."""
+    quiet: bool = False
+
+
 class FatalBackendError(UserError):
     """The backend cannot work at all (bad key, unreachable endpoint): stop the run."""
 
@@ -71,15 +93,14 @@ class Backend(abc.ABC):
     """A model to call. ``kind`` is the short backend name, ``model`` the model's name."""
 
     kind: str = ""
+    price_factor: float = 1.0
+    """What this backend bills of the list price (the Batch API: 0.5)."""
 
     def __init__(self, model: str):
         self.model = model
-        # Set by ``calls.run_calls`` before ``run``: a backend that must remember state across
-        # runs (the Batch API's batch ids) keeps it in the same journal file.
-        self.journal = None
 
     @abc.abstractmethod
-    def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
+    def run(self, requests: list[Request], ctx: RunContext) -> AsyncIterator[tuple[Request, Result]]:
         """Yield ``(request, result)`` for every request, in completion order."""
 
     async def aclose(self) -> None:

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from gpt4llm.backends.base import Backend, FatalBackendError, Request, Result
+from gpt4llm.backends.base import Backend, FatalBackendError, Request, Result, RunContext
 from gpt4llm.backends.openai import OpenAIBackend, _reason, result_from_body
-from gpt4llm.backends.pricing import BATCH_DISCOUNT, Prices, max_prompt_tokens
+from gpt4llm.backends.pricing import BATCH_DISCOUNT, Prices
 from gpt4llm.errors import UserError
 
 MAX_REQUESTS_PER_FILE = 50_000  # OpenAI's limits per batch input file
@@ -42,22 +42,6 @@ MAX_POLL_ERRORS = 10            # consecutive failed polls of one batch before g
 TERMINAL = ("completed", "expired", "failed", "cancelled")
 CLOSED = ("collected", "abandoned")  # ours: every key handed over / the batch was never created
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY,            -- ours, sent as metadata gpt4llm_id before the batch exists
-    batch_id TEXT,                  -- OpenAI's; NULL until batches.create answers
-    base_url TEXT NOT NULL,
-    model TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    input_file_id TEXT NOT NULL,
-    status TEXT NOT NULL,           -- creating | OpenAI's status | collected | abandoned
-    round INTEGER NOT NULL,         -- 0 = first submission, n = n-th resubmission of failed ids
-    keys TEXT NOT NULL,             -- JSON list of journal keys (= custom_ids)
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS batches_open ON batches (base_url, model, status);
-"""
 
 
 # ---- request files ---------------------------------------------------------------------------
@@ -181,8 +165,7 @@ class OpenAIBatchBackend(Backend):
         self.max_requests, self.max_bytes = max_requests_per_file, max_file_bytes
         self.completion_window, self.quiet = completion_window, quiet
         self.client = None
-        self.budget = None  # set by calls.run_calls (--max-usd)
-        self.prices = None  # set by calls.run_calls, already at the batch price (price_factor)
+        self.ctx = RunContext()  # the current run's (journal, prices at the batch price, budget, console)
         self.created: list[str] = []      # batch ids created by the last run
         self.reattached: list[str] = []   # batch ids of earlier runs the last run waited for
         self.sent_sync = 0                # stragglers sent through the fallback by the last run
@@ -200,15 +183,10 @@ class OpenAIBatchBackend(Backend):
     # -- the table ------------------------------------------------------------------------------
 
     def _set(self, row_id: str, **cols: Any) -> None:
-        sets = ", ".join(f"{c} = ?" for c in cols)
-        self.journal.db.execute(f"UPDATE batches SET {sets}, updated = ? WHERE id = ?",
-                                (*cols.values(), time.time(), row_id))
+        self.ctx.journal.update_batch(row_id, **cols)
 
     def _open_rows(self) -> list[tuple]:
-        return self.journal.db.execute(
-            "SELECT id, batch_id, endpoint, round, keys, status, created FROM batches WHERE base_url = ? "
-            f"AND model = ? AND status NOT IN {CLOSED} ORDER BY created, rowid",
-            (self.base_url, self.model)).fetchall()
+        return self.ctx.journal.open_batches(self.base_url, self.model, CLOSED)
 
     # -- API calls ------------------------------------------------------------------------------
 
@@ -282,11 +260,9 @@ class OpenAIBatchBackend(Backend):
             for f in files:
                 up = await self._api("uploading a batch file", lambda: self.client.files.create(
                     file=f.path, purpose="batch"))
-                row_id, now = uuid.uuid4().hex, time.time()
+                row_id = uuid.uuid4().hex
                 # Written before the batch exists: a kill during create is repaired by this id.
-                self.journal.db.execute("INSERT INTO batches VALUES (?, NULL, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)",
-                                        (row_id, self.base_url, self.model, f.endpoint, up.id, rnd,
-                                         json.dumps(f.keys), now, now))
+                self.ctx.journal.add_batch(row_id, self.base_url, self.model, f.endpoint, up.id, rnd, f.keys)
                 b = await self._api("creating a batch", lambda: self.client.batches.create(
                     input_file_id=up.id, endpoint=f.endpoint, completion_window=self.completion_window,
                     metadata={"gpt4llm_id": row_id}))
@@ -327,22 +303,24 @@ class OpenAIBatchBackend(Backend):
         from rich.errors import LiveError
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from gpt4llm.calls import stderr  # the caller's console: rich nests our bars in its live display
+        from rich.console import Console
 
+        console = self.ctx.console or Console(stderr=True)  # the caller's: rich nests our bars in its display
         bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=stderr,
-                       disable=self.quiet or not stderr.is_terminal, transient=True)
+                       TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+                       disable=self.quiet or self.ctx.quiet or not console.is_terminal, transient=True)
         try:
             bar.start()
         except LiveError:  # an older rich without nested live displays
             bar.disable = True
         return bar
 
-    async def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
-        if self.journal is None:
+    async def run(self, requests: list[Request], ctx: RunContext) -> AsyncIterator[tuple[Request, Result]]:
+        if ctx.journal is None:
             raise UserError("the Batch API backend keeps its batch ids in the journal: run it through "
                             "gpt4llm.calls.run_calls")
-        self.journal.db.executescript(SCHEMA)
+        self.ctx = ctx
+        budget = ctx.budget
         self.created, self.reattached, self.sent_sync = [], [], 0
         pending = {r.key: r for r in requests}
         if not pending:
@@ -356,15 +334,15 @@ class OpenAIBatchBackend(Backend):
         for b in active:  # already committed: counted against the cap, never refused
             for k in b.owned:
                 reserved[k] = self._worst(pending[k])
-                if self.budget is not None:
-                    self.budget.reserved += reserved[k]
+                if budget is not None:
+                    budget.reserved += reserved[k]
         covered = set().union(*(b.owned for b in active))
         fresh = []
         for k, r in pending.items():
             if k in covered:
                 continue
             worst = self._worst(r)
-            if self.budget is not None and not self.budget.reserve(worst):
+            if budget is not None and not budget.reserve(worst):
                 yield r, Result(skipped="budget")  # a batch commits its spend: reserve before creating
                 continue
             reserved[k] = worst
@@ -412,8 +390,8 @@ class OpenAIBatchBackend(Backend):
                         res = results[key]
                         handled.add(key)
                         if res.ok:
-                            res.cost_usd = self.prices.cost(res.prompt_tokens, res.completion_tokens) \
-                                if self.prices is not None else None
+                            res.cost_usd = ctx.prices.cost(res.prompt_tokens, res.completion_tokens) \
+                                if ctx.prices is not None else None
                             self._settle(reserved, key, res.cost_usd)
                             yield pending[key], res
                         elif b.round < self.max_resubmits:
@@ -435,33 +413,32 @@ class OpenAIBatchBackend(Backend):
         reqs = [pending[k] for k in sorted(stragglers, key=order.__getitem__)]
         if self.fallback:
             # Synchronous calls at the synchronous price, under the same budget.
-            p = self.prices
-            self.sync.prices = Prices(p.usd_in / self.price_factor, p.usd_out / self.price_factor,
-                                      p.source.removesuffix(f" x{self.price_factor}")) if p is not None and p.known else p
-            self.sync.budget = self.budget
+            p = ctx.prices
+            sync_prices = Prices(p.usd_in / self.price_factor, p.usd_out / self.price_factor,
+                                 p.source.removesuffix(f" x{self.price_factor}")) if p is not None and p.known else p
             self.sent_sync = len(reqs)
-            async for req, res in self.sync.run(reqs):
+            async for req, res in self.sync.run(reqs, RunContext(ctx.journal, sync_prices, budget, ctx.console, ctx.quiet)):
                 yield req, res
         else:
             for req in reqs:
                 yield req, Result(error=stragglers[req.key])
 
     def _worst(self, req: Request) -> float:
-        if self.budget is None or self.prices is None or not self.prices.known:
+        if self.ctx.budget is None:
             return 0.0
-        return self.prices.cost(max_prompt_tokens(req.messages, req.prompt), req.params.max_tokens)
+        return OpenAIBackend.worst_case(req, self.ctx.prices)
 
     def _settle(self, reserved: dict[str, float], key: str, cost: float | None) -> None:
         worst = reserved.pop(key, 0.0)
-        if self.budget is not None:
-            self.budget.settle(worst, cost or 0.0)
+        if self.ctx.budget is not None:
+            self.ctx.budget.settle(worst, cost or 0.0)
 
     def _close_if_done(self, b: _Batch, handled: set[str]) -> None:
         """``collected`` once each key is handled this run, owned by a newer batch, or journaled
         ok; otherwise the row stays open for a later run that asks for the rest."""
         rest = set(b.keys) - handled - b.claimed
         if rest:
-            found = self.journal.lookup(rest)
+            found = self.ctx.journal.lookup(rest)
             rest = {k for k in rest if not (k in found and found[k].ok)}
         if not rest:
             self._set(b.id, status="collected")

@@ -36,8 +36,31 @@ CREATE TABLE IF NOT EXISTS calls (
     attempts INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value TEXT);
-INSERT OR IGNORE INTO info VALUES ('schema_version', '1');
 """
+# The Batch API's batches (``backends.batch``): a row is written before its batch is created, so a
+# kill at any point is repaired by reattaching on the next run.
+BATCHES = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,            -- ours, sent as metadata gpt4llm_id before the batch exists
+    batch_id TEXT,                  -- OpenAI's; NULL until batches.create answers
+    base_url TEXT NOT NULL,
+    model TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    input_file_id TEXT NOT NULL,
+    status TEXT NOT NULL,           -- creating | OpenAI's status | collected | abandoned
+    round INTEGER NOT NULL,         -- 0 = first submission, n = n-th resubmission of failed ids
+    keys TEXT NOT NULL,             -- JSON list of journal keys (= custom_ids)
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS batches_open ON batches (base_url, model, status);
+"""
+# Journals are kept across versions of gpt4llm: each version's file is read by every later one.
+# MIGRATIONS[v] takes a file of version v to v + 1; a file of a newer version than this code is refused.
+SCHEMA_VERSION = 2
+MIGRATIONS = {
+    1: BATCHES,  # 1 -> 2: the batches table moves into the journal's own schema (created on first use before)
+}
 
 # A failed call never overwrites an ok one; an ok one overwrites a failed one.
 UPSERT = """
@@ -96,6 +119,25 @@ class Journal:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self.schema_version = self._migrate()
+
+    def _migrate(self) -> int:
+        """Read the file's schema version and bring it to ours, one step at a time."""
+        from gpt4llm.errors import UserError
+
+        row = self.db.execute("SELECT value FROM info WHERE name = 'schema_version'").fetchone()
+        version = int(row[0]) if row else (1 if not self.new else SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise UserError(f"{self.path}: journal schema version {version} is newer than this gpt4llm reads "
+                            f"({SCHEMA_VERSION}); upgrade gpt4llm to continue this run")
+        if self.new:
+            self.db.executescript(BATCHES)
+        while version < SCHEMA_VERSION:
+            self.db.executescript(MIGRATIONS[version])
+            version += 1
+        self.db.execute("INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(version),))
+        return version
 
     def close(self) -> None:
         self.db.close()
@@ -132,6 +174,27 @@ class Journal:
             key, backend, model, json.dumps(request, ensure_ascii=False), status, text,
             finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s, time.time(),
             error))
+
+    # -- the Batch API's batches ----------------------------------------------------------------
+
+    def open_batches(self, base_url: str, model: str, closed: tuple[str, ...]) -> list[tuple]:
+        """(id, batch_id, endpoint, round, keys JSON, status, created) of the batches of this endpoint
+        and model whose status is not one of ``closed``, oldest first."""
+        marks = ",".join("?" * len(closed))
+        return self.db.execute(
+            "SELECT id, batch_id, endpoint, round, keys, status, created FROM batches WHERE base_url = ? "
+            f"AND model = ? AND status NOT IN ({marks}) ORDER BY created, rowid", (base_url, model, *closed)).fetchall()
+
+    def add_batch(self, row_id: str, base_url: str, model: str, endpoint: str, input_file_id: str, round: int,
+                  keys: list[str]) -> None:
+        """A batch about to be created (status 'creating'), committed before the create call."""
+        now = time.time()
+        self.db.execute("INSERT INTO batches VALUES (?, NULL, ?, ?, ?, ?, 'creating', ?, ?, ?, ?)",
+                        (row_id, base_url, model, endpoint, input_file_id, round, json.dumps(keys), now, now))
+
+    def update_batch(self, row_id: str, **cols: Any) -> None:
+        sets = ", ".join(f"{c} = ?" for c in cols)
+        self.db.execute(f"UPDATE batches SET {sets}, updated = ? WHERE id = ?", (*cols.values(), time.time(), row_id))
 
     def counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, COUNT(*) FROM calls GROUP BY status").fetchall())

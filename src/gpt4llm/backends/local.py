@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from gpt4llm.backends import EMBEDDED, FORMS
-from gpt4llm.backends.base import Backend, Request, Result
+from gpt4llm.backends.base import Backend, Request, Result, RunContext
 from gpt4llm.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class LocalBackend(Backend):
             return tok.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True), False
         return "\n\n".join(m["content"] for m in req.messages), True
 
-    async def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
+    async def run(self, requests: list[Request], ctx: RunContext | None = None) -> AsyncIterator[tuple[Request, Result]]:
         if not requests:
             return
         tok, model = await asyncio.to_thread(load_model, self.model, self.device, self.dtype)

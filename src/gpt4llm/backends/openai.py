@@ -21,7 +21,7 @@ import random
 import time
 from typing import Any, AsyncIterator
 
-from gpt4llm.backends.base import Backend, FatalBackendError, Request, Result
+from gpt4llm.backends.base import Backend, FatalBackendError, Request, Result, RunContext
 from gpt4llm.backends.limits import AdaptiveLimiter
 from gpt4llm.backends.pricing import estimate_prompt_tokens, max_prompt_tokens
 from gpt4llm.errors import UserError
@@ -128,8 +128,6 @@ class OpenAIBackend(Backend):
         self.timeout = timeout
         self.concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
         self.max_retries, self.retry_backoff = max_retries, retry_backoff
-        self.budget = None  # a pricing.Budget, set by calls.run_calls when --max-usd is given
-        self.prices = None
         self.any_success = False
         self.limiter: AdaptiveLimiter | None = None
 
@@ -142,7 +140,7 @@ class OpenAIBackend(Backend):
             await self.client.close()
             self.client = None
 
-    async def run(self, requests: list[Request]) -> AsyncIterator[tuple[Request, Result]]:
+    async def run(self, requests: list[Request], ctx: RunContext) -> AsyncIterator[tuple[Request, Result]]:
         self.limiter = AdaptiveLimiter(self.concurrency, self.rpm, self.tpm)
         if self.client is None:
             self.client = self._make_client()
@@ -160,7 +158,7 @@ class OpenAIBackend(Backend):
                 except asyncio.QueueEmpty:
                     return
                 try:
-                    await done.put((req, await self.call(req)))
+                    await done.put((req, await self.call(req, ctx)))
                 except BaseException as e:  # fatal: hand it to the consumer
                     await done.put((req, e))
                     return
@@ -177,27 +175,29 @@ class OpenAIBackend(Backend):
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    def _estimate(self, req: Request) -> tuple[int, float]:
-        """(estimated prompt tokens for the rate limits, worst-case USD for the budget)."""
-        tokens = estimate_prompt_tokens(req.messages, req.prompt)
-        if not (self.prices and self.prices.known):
-            return tokens, 0.0
-        return tokens, self.prices.cost(max_prompt_tokens(req.messages, req.prompt), req.params.max_tokens)
+    @staticmethod
+    def worst_case(req: Request, prices) -> float:
+        """The most ``req`` can cost: its prompt's bytes (an upper bound of its tokens) at the input
+        price plus ``max_tokens`` at the output price; 0 when the price is unknown."""
+        if not (prices and prices.known):
+            return 0.0
+        return prices.cost(max_prompt_tokens(req.messages, req.prompt), req.params.max_tokens)
 
-    async def call(self, req: Request) -> Result:
-        est_tokens, worst = self._estimate(req)
-        if self.budget is not None and not await self.budget.acquire(worst):
+    async def call(self, req: Request, ctx: RunContext) -> Result:
+        budget, prices = ctx.budget, ctx.prices
+        worst = self.worst_case(req, prices)
+        if budget is not None and not await budget.acquire(worst):
             return Result(skipped="budget")
         cost = None
         try:
-            res = await self._call_with_retries(req, est_tokens)
-            if res.ok and self.prices is not None:
-                cost = self.prices.cost(res.prompt_tokens, res.completion_tokens)
+            res = await self._call_with_retries(req, estimate_prompt_tokens(req.messages, req.prompt))
+            if res.ok and prices is not None:
+                cost = prices.cost(res.prompt_tokens, res.completion_tokens)
             res.cost_usd = cost
             return res
         finally:
-            if self.budget is not None:
-                await self.budget.release(worst, cost if cost is not None else 0.0)
+            if budget is not None:
+                await budget.release(worst, cost if cost is not None else 0.0)
 
     async def _call_with_retries(self, req: Request, est_tokens: int) -> Result:
         attempt, t0 = 0, time.perf_counter()

@@ -9,8 +9,11 @@ and any other gets the Alpaca prompt. Output: FastChat's answer format plus ``me
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from gpt4llm import io
 from gpt4llm.backends import DEFAULT_MODEL, parse_model
@@ -19,32 +22,44 @@ from gpt4llm.backends.journal import Journal
 from gpt4llm.calls import CallStats, Plan, plan_calls, run_calls
 from gpt4llm.errors import UserError
 from gpt4llm.eval.questions import load_questions
-from gpt4llm.generate import errors_path, journal_path, open_backend
 from gpt4llm.schemas import FastChatAnswer, Question
+from gpt4llm.settings import Opt
+from gpt4llm.stage import ModelCallSettings, journal_path, open_backend, write_errors
 from gpt4llm.templates import ALPACA, TEMPLATES, PromptTemplate
 
 
-@dataclass
-class AnswerConfig:
-    questions: str
-    """Question set: FastChat question.jsonl, Alpaca file, or user-oriented JSONL."""
-    output: Path
+class AnswerSettings(ModelCallSettings):
+    """gpt4llm answer: a model answers a question set, N samples per question if asked (FastChat's answer format)."""
+
+    questions: Annotated[str, Opt("--benchmark", "-b", pipeline=True)]
+    """Question set: a named benchmark, FastChat question.jsonl, an Alpaca file or user-oriented JSONL."""
+    output: Annotated[Path, Opt("-o", pipeline=True)]
     """FastChat answer JSONL."""
-    model: str = DEFAULT_MODEL
+    model: Annotated[str, Opt("-m", pipeline=True)] = DEFAULT_MODEL
     """local:NAME|PATH (a gpt4llm checkpoint uses its saved template) or openai:MODEL."""
-    model_id: str | None = None
-    """The model_id written in answers (default: the model's name)."""
-    template: str = "auto"
-    """auto (the saved template, else chat when the model has one, else alpaca), alpaca or chat."""
-    samples: int = 1
-    """Answers per question (best-of-N needs N > 1 and temperature > 0)."""
-    params: GenParams = field(default_factory=lambda: GenParams(temperature=0.7, top_p=1.0, max_tokens=512))
-    """Decoding parameters (FastChat's answer default: temperature 0.7)."""
-    limit: int | None = None
-    journal: Path | None = None
-    backend_options: dict = field(default_factory=dict)
-    dry_run: bool = False
-    quiet: bool = False
+    model_id: Annotated[str | None, Opt(pipeline=True)] = None
+    """model_id written in the answers (default: the model's name)."""
+    template: Literal["auto", "alpaca", "chat"] = "auto"
+    """auto (the saved template, else chat if the model has one, else alpaca), alpaca or chat."""
+    samples: int = Field(1, ge=1)
+    """Answers per question (best-of-N needs N > 1 and a temperature > 0; the paper ranks 5)."""
+    base_model: Annotated[bool, Opt(cli=False)] = True
+    """Pipeline: also answer with the student's base model, as the 'before' row of the tables."""
+    temperature: float = Field(0.7, ge=0, le=2)
+    """Sampling temperature (FastChat's default 0.7)."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling."""
+    max_tokens: int = Field(512, ge=1)
+    """Max answer tokens."""
+    seed: int | None = None
+    """Sampling seed, passed to the backend."""
+    limit: Annotated[int | None, Field(ge=1), Opt(pipeline=True)] = None
+    """Only the first N questions (pipeline: data.benchmarks.*.limit)."""
+    dry_run: Annotated[bool, Opt(pipeline=True)] = False
+    """Print the plan; call nothing."""
+
+    def params(self) -> GenParams:
+        return GenParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=self.seed)
 
 
 @dataclass
@@ -90,20 +105,20 @@ def answer_id(model_id: str, question_id, sample: int) -> str:
     return hashlib.sha256(f"{model_id}\0{question_id}\0{sample}".encode()).hexdigest()[:22]
 
 
-def run(cfg: AnswerConfig) -> AnswerSummary | Plan:
-    if cfg.samples < 1:
-        raise UserError(f"--samples {cfg.samples}: must be at least 1")
-    if cfg.samples > 1 and cfg.params.temperature == 0:
+def run(cfg: AnswerSettings) -> AnswerSummary | Plan:
+    if cfg.samples > 1 and cfg.temperature == 0:
         raise UserError("--samples > 1 with --temperature 0 would give N identical answers; use a temperature > 0")
     questions = load_questions(cfg.questions)[: cfg.limit] if cfg.limit else load_questions(cfg.questions)
     template = choose_template(cfg.model, cfg.template)
-    backend = open_backend(cfg.model, "--model", cfg.backend_options, cfg.dry_run)
+    backend = open_backend(cfg.model, "--model", cfg.backend, dry_run=cfg.dry_run, quiet=cfg.quiet)
+    prices = cfg.backend.prices_for(cfg.model)
     model_id = cfg.model_id or Path(backend.model).name
-    requests = build_requests(questions, template, cfg.samples, cfg.params)
+    params = cfg.params()
+    requests = build_requests(questions, template, cfg.samples, params)
     with Journal(cfg.journal or journal_path(cfg.output)) as journal:
         if cfg.dry_run:
-            return plan_calls(backend, journal, requests)
-        stats = run_calls(backend, journal, requests, label=f"answer {model_id}", quiet=cfg.quiet)
+            return plan_calls(backend, journal, requests, prices=prices, rpm=cfg.backend.rpm, tpm=cfg.backend.tpm)
+        stats = run_calls(backend, journal, requests, label=f"answer {model_id}", quiet=cfg.quiet, prices=prices)
     answers, errors = [], []
     for req in requests:
         q, k = req.tag
@@ -111,7 +126,7 @@ def run(cfg: AnswerConfig) -> AnswerSummary | Plan:
         if e is None or not e.ok:
             errors.append({"question_id": q.question_id, "sample": k, "error": e.error if e else "not run"})
             continue
-        meta = {"sample": k, "instruction": q.instruction, "input": q.input, "template": template.name, "params": cfg.params.as_dict(), "finish_reason": e.finish_reason,
+        meta = {"sample": k, "instruction": q.instruction, "input": q.input, "template": template.name, "params": params.as_dict(), "finish_reason": e.finish_reason,
                 "usage": {"prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens},
                 "model": f"{backend.kind}:{backend.model}"}
         if q.category:
@@ -119,9 +134,5 @@ def run(cfg: AnswerConfig) -> AnswerSummary | Plan:
         answers.append(FastChatAnswer(question_id=q.question_id, answer_id=answer_id(model_id, q.question_id, k),
                                       model_id=model_id, text=e.text, meta=meta).model_dump())
     io.write_records(cfg.output, answers, "jsonl")
-    err = errors_path(cfg.output)
-    if errors:
-        io.write_records(err, errors, "jsonl")
-    elif err.exists():
-        err.unlink()
+    write_errors(cfg.output, errors)
     return AnswerSummary(cfg.output, len(answers), len(errors), template.name, stats)

@@ -16,8 +16,20 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Annotated
+
 from gpt4llm import io
 from gpt4llm.errors import UserError
+from gpt4llm.settings import Opt, Settings
+
+
+class DownloadSettings(Settings):
+    """gpt4llm benchmarks download: a benchmark into the cache (checksum-checked), or installed from --path."""
+
+    name: Annotated[str, Opt(argument=True)]
+    """The benchmark's name (gpt4llm benchmarks list)."""
+    path: str | None = None
+    """Take the file from here instead of the network (checked the same way)."""
 
 
 @dataclass(frozen=True)

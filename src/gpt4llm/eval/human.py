@@ -9,8 +9,6 @@ annotator and item (a forged post is refused) and the item's revision (a stale o
 second tab, is refused).
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import json
@@ -21,10 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from fastapi import Request  # module level: FastAPI resolves the route annotations from the module's names
+from typing import Annotated
+
+from pydantic import Field
 
 from gpt4llm import io
 from gpt4llm.errors import UserError
+from gpt4llm.settings import Opt, Settings
 
 CRITERIA = [
     ("helpfulness", "Helpfulness", "Does it help the user reach their goal? It answers the question accurately and usefully."),
@@ -85,8 +86,43 @@ def prepare(db: str | Path, pairs: list[dict], annotators: int) -> list[tuple[st
     return [(r["name"], r["token"]) for r in rows]
 
 
+class ServeSettings(Settings):
+    """gpt4llm eval human serve: the annotation page (two anonymized responses, A / B / tie per criterion)."""
+
+    pairs: Annotated[str, Opt("-p")]
+    """JSONL rows {id, instruction, input, a: {model, text}, b: {model, text}}."""
+    db: Path = Path("human_eval.sqlite")
+    """SQLite file of the judgments (resumable)."""
+    annotators: int = Field(1, ge=1)
+    """Access tokens to create; their links are printed."""
+    host: str = "127.0.0.1"
+    """Bind address (127.0.0.1: this machine only)."""
+    port: int = Field(8080, ge=1, le=65535)
+    """Port to listen on."""
+
+
+class ResultsSettings(Settings):
+    """gpt4llm eval human results: win / lose / tie per criterion, Fleiss' kappa, the paper's pie charts."""
+
+    db: Path
+    """The judgments database."""
+    output_dir: Annotated[Path, Opt("-o")] = Path("human_eval")
+    """Where human_eval.json and the charts go."""
+
+
+def serve(cfg: ServeSettings, announce) -> None:
+    """Prepare the database (items, one access token per annotator), print the links, serve the page."""
+    import uvicorn
+
+    for name, token in prepare(cfg.db, load_pairs(cfg.pairs), cfg.annotators):
+        announce(name, f"http://{cfg.host}:{cfg.port}/login?token={token}")
+    uvicorn.run(create_app(cfg.db), host=cfg.host, port=cfg.port, log_level="warning")
+
+
 def create_app(db: str | Path):
-    from fastapi import FastAPI
+    # Imported here, not at the top: the route annotations below are evaluated where they are
+    # defined (no postponed annotations in this module), so --help never imports FastAPI.
+    from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
     from jinja2 import Environment, PackageLoader, select_autoescape
 

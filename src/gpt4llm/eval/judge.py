@@ -11,48 +11,61 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from gpt4llm import io, plots
 from gpt4llm.backends import DEFAULT_MODEL
-from gpt4llm.backends.base import GenParams, Request
+from gpt4llm.backends.base import GenParams
 from gpt4llm.backends.journal import Journal
-from gpt4llm.calls import CallStats, run_calls
+from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
 from gpt4llm.eval.questions import load_questions
 from gpt4llm.eval.verdict import out_of_range, parse_verdict, review_messages, reviewers, summarize
-from gpt4llm.generate import errors_path, journal_path, open_backend
-from gpt4llm.stage import AskStats, ask_until_parsed
+from gpt4llm.schemas import Review
+from gpt4llm.settings import USD, Opt
+from gpt4llm.stage import AskStats, ModelCallSettings, ask_until_parsed, journal_path, open_backend, write_errors
 
 # The follow-up turn when no rule reads two scores (the judge's review stays in the conversation).
 FOLLOWUP = ("Please output only the scores: a single line containing only two values indicating the scores "
             "for Assistant 1 and 2, respectively. The two scores are separated by a space.")
 
 
-@dataclass
-class JudgeConfig:
-    questions: str
-    answers: list[str]
-    """One or more FastChat answer files of the evaluated models."""
-    reference: str
-    """The reference model's answers (the paper: GPT-4 or ChatGPT)."""
-    output: Path
-    """Reviews (FastChat review format) of every model; summaries go to <output>.summary.json."""
-    judge: str = DEFAULT_MODEL
-    orders: str = "both"
-    max_reasks: int = 2
-    params: GenParams = field(default_factory=lambda: GenParams(temperature=0.2, top_p=1.0, max_tokens=1024))
-    """Vicuna's reviewer settings: temperature 0.2, max_tokens 1024."""
-    allow_missing: bool = False
-    journal: Path | None = None
-    backend_options: dict = field(default_factory=dict)
-    max_usd: float | None = None
-    prices: Any = None
-    quiet: bool = False
-    score_mode: str = "text"
-    """text: parse the judge's review (the paper); logprobs: a local judge's expected scores."""
+class JudgeSettings(ModelCallSettings):
+    """gpt4llm eval judge: an LLM judge compares each model's answers with a reference's (Vicuna's reviewer)."""
+
+    output: Annotated[Path, Opt("-o", pipeline=True)]
+    """Reviews (FastChat format) of every model; the summary goes to <output>.summary.json."""
+    questions: Annotated[str | None, Opt("-q", pipeline=True)] = None
+    """FastChat question.jsonl (categories choose the prompt), or a named benchmark."""
+    answers: Annotated[list[str] | None, Opt("-a", pipeline=True)] = None
+    """Answers of an evaluated model (repeat for several)."""
+    reference: Annotated[str | None, Opt("-r")] = None
+    """Answers of the reference model, Assistant 2 (the paper: GPT-4 or ChatGPT); in a pipeline, 'teacher' (the default: the teacher answers the questions) or a FastChat answer file."""
+    judge: Annotated[str, Opt(pipeline=True)] = DEFAULT_MODEL
+    """The judge model (the paper: GPT-4; pipeline: models.judge)."""
+    orders: Literal["both", "paper"] = "both"
+    """both (each question in both orders, averaged, with the flip rate) or paper (the evaluated model first only)."""
+    max_reasks: int = Field(2, ge=0)
+    """Follow-ups in the same conversation when no rule reads two scores from a review."""
+    temperature: float = Field(0.2, ge=0, le=2)
+    """Judge temperature (Vicuna's reviewer: 0.2)."""
+    max_tokens: int = Field(1024, ge=1)
+    """Judge max tokens (Vicuna's reviewer: 1024)."""
+    allow_missing: Annotated[bool, Opt(pipeline=True)] = False
+    """Judge what is there when an answer file lacks some questions (else stop and list them)."""
+    import_reviews: Annotated[str | None, Opt(pipeline=True)] = None
+    """Summarize an existing FastChat review file instead of judging."""
+    max_usd: USD = None
+    """Budget cap for the judge, follow-ups included (exit 3 when reached)."""
+    score_mode: Literal["text", "logprobs"] = "text"
+    """text: parse the review (the paper); logprobs: a local judge's expected scores over score tokens."""
+
+    def params(self) -> GenParams:
+        return GenParams(temperature=self.temperature, top_p=1.0, max_tokens=self.max_tokens)
 
 
 @dataclass
@@ -93,14 +106,14 @@ def reviewer_id(judge_model: str, prompt_id: int) -> str:
     return f"{judge_model}-{reviewers()[prompt_id]['category']}"
 
 
-def run(cfg: JudgeConfig) -> JudgeSummary:
-    if cfg.orders not in ("both", "paper"):
-        raise UserError(f"--orders {cfg.orders}: use both or paper")
+def run(cfg: JudgeSettings) -> JudgeSummary:
+    if not (cfg.questions and cfg.answers and cfg.reference):
+        raise UserError("eval judge needs --questions, --answers and --reference (or --import-reviews)")
     questions = load_questions(cfg.questions)
     qids = {q.question_id for q in questions}
     ref_id, ref = load_answers(cfg.reference, qids, cfg.allow_missing)
     models = [load_answers(p, qids, cfg.allow_missing) for p in cfg.answers]
-    backend = open_backend(cfg.judge, "--judge", cfg.backend_options, False)
+    backend = open_backend(cfg.judge, "--judge", cfg.backend, quiet=cfg.quiet)
     orders = (0, 1) if cfg.orders == "both" else (0,)
     items = []  # (model_id, question, order, answer1, answer2)
     for model_id, answers in models:
@@ -111,8 +124,6 @@ def run(cfg: JudgeConfig) -> JudgeSummary:
                     items.append((model_id, q, o, a, b) if o == 0 else (model_id, q, o, b, a))
     verdicts: dict[tuple, dict] = {}
     asked = AskStats(None)
-    if cfg.score_mode not in ("text", "logprobs"):
-        raise UserError(f"--score-mode {cfg.score_mode}: use text or logprobs")
     messages = {}
     for it in items:
         question = it[1].instruction + (f"\n\n{it[1].input}" if it[1].input else "")
@@ -121,7 +132,7 @@ def run(cfg: JudgeConfig) -> JudgeSummary:
         from gpt4llm.logprob_scores import verdict_texts
 
         keys = list(messages)
-        texts, masses = verdict_texts(cfg.judge, [messages[k][0] for k in keys], cfg.backend_options.get("batch_size") or 8)
+        texts, masses = verdict_texts(cfg.judge, [messages[k][0] for k in keys], cfg.backend.batch_size)
         for key, text, mass in zip(keys, texts, masses):
             score, rule = parse_verdict(text)
             verdicts[key] = {"status": "ok" if score else "parse_failed", "score": score, "text": text,
@@ -131,8 +142,8 @@ def run(cfg: JudgeConfig) -> JudgeSummary:
         with Journal(cfg.journal or journal_path(cfg.output)) as journal:
             answers, asked = ask_until_parsed(
                 backend, journal, [(k, msgs) for k, (msgs, _) in messages.items()], parse_verdict, FOLLOWUP,
-                params=cfg.params, max_reasks=cfg.max_reasks, label=f"judge ({backend.model})", quiet=cfg.quiet,
-                prices=cfg.prices, max_usd=cfg.max_usd)
+                params=cfg.params(), max_reasks=cfg.max_reasks, label=f"judge ({backend.model})", quiet=cfg.quiet,
+                prices=cfg.backend.prices_for(cfg.judge), max_usd=cfg.max_usd)
         for key, a in answers.items():
             verdicts[key] = {"status": a.status, "score": a.value, "text": a.text, "pid": messages[key][1],
                              "attempts": a.attempts, "rule": a.rule, "reason": a.reason, "followups": a.followups,
@@ -155,19 +166,14 @@ def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) ->
             meta["score_mass"] = v["score_mass"]
         if v.get("score") is not None:
             meta["out_of_range"] = out_of_range(v["score"])
-        reviews.append({"review_id": rid, "question_id": q.question_id, "answer1_id": a1.get("answer_id"),
-                        "answer2_id": a2.get("answer_id"), "reviewer_id": reviewer_id(backend.model, v["pid"]),
-                        "metadata": {}, "text": v["text"],
-                        "score": v["score"] if v.get("score") is not None else [-1, -1],  # FastChat's mark of no verdict
-                        "meta": meta})
+        reviews.append(Review(review_id=rid, question_id=q.question_id, answer1_id=a1.get("answer_id"),
+                              answer2_id=a2.get("answer_id"), reviewer_id=reviewer_id(backend.model, v["pid"]),
+                              text=v["text"], score=v["score"] if v.get("score") is not None else [-1, -1],
+                              meta=meta).model_dump())
         if v["status"] in ("call_failed", "not_run"):
             errors.append({"model_id": model_id, "question_id": q.question_id, "order": o, "error": v.get("reason") or v["status"]})
     io.write_records(cfg.output, reviews)
-    err = errors_path(Path(cfg.output))
-    if errors:
-        io.write_records(err, errors, "jsonl")
-    elif err.exists():
-        err.unlink()
+    write_errors(cfg.output, errors)
     summaries = {}
     for model_id in dict.fromkeys(r["meta"]["model_id"] for r in reviews):
         mine = [r for r in reviews if r["meta"]["model_id"] == model_id]

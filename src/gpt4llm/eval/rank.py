@@ -8,30 +8,39 @@ The reward model reads the Alpaca prompt + the answer, as it was trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from gpt4llm import io
 from gpt4llm.errors import UserError
 from gpt4llm.eval.questions import load_questions
+from gpt4llm.settings import Opt, Settings
 from gpt4llm.templates import ALPACA, PromptTemplate
 
 
-@dataclass
-class RankConfig:
-    reward_model: Path
-    input: str
-    """Answers with N samples per question (gpt4llm answer --samples N)."""
-    output: Path
-    questions: str | None = None
-    """The question set, when the answers do not carry their instruction in meta."""
-    select: str | None = None
-    """best: the top-ranked answer per question (R1)."""
-    group: int | None = None
-    """k: the rank-k answer per question."""
-    batch_size: int = 8
-    max_length: int = 512
-    model_id_suffix: str | None = None
+class RankSettings(Settings):
+    """gpt4llm rank: a reward model scores sampled answers (reward and rank per answer, best-of-N, ranking groups)."""
+
+    reward_model: Annotated[Path, Opt("-r", pipeline=True)]
+    """A checkpoint from gpt4llm train rm."""
+    input: Annotated[str, Opt("-i", pipeline=True)]
+    """Answers with N samples per question (answer --samples N)."""
+    output: Annotated[Path, Opt("-o", pipeline=True)]
+    """Ranked answers (FastChat format, with meta.reward and meta.rank)."""
+    questions: Annotated[str | None, Opt(pipeline=True)] = None
+    """The question set, if the answers lack their instruction."""
+    select: Annotated[Literal["best"] | None, Opt(pipeline=True)] = None
+    """best: the top-ranked answer per question (the paper's R1)."""
+    group: Annotated[int | None, Field(ge=1), Opt(pipeline=True)] = None
+    """k: the rank-k answer per question (the paper's groups 1..5)."""
+    batch_size: int = Field(8, ge=1)
+    """Answers scored per forward pass."""
+    max_length: int = Field(512, ge=8)
+    """Tokens of prompt + answer the reward model reads (as in training)."""
+    model_id_suffix: Annotated[str | None, Opt(pipeline=True)] = None
+    """Appended to model_id (default: R1 with --select best, rank{k} with --group k)."""
 
 
 def load_reward_model(path: Path):
@@ -64,7 +73,7 @@ def score_texts(tok, model, texts: list[str], batch_size: int, max_length: int) 
     return out
 
 
-def run(cfg: RankConfig) -> dict:
+def run(cfg: RankSettings) -> dict:
     if cfg.select not in (None, "best"):
         raise UserError(f"--select {cfg.select}: only 'best' (use --group k for the rank-k answers)")
     rows = [r.data for r in io.read_rows(cfg.input)]

@@ -9,13 +9,13 @@ The output rows have the paper's released result format (``Length``, ``NumInstan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from gpt4llm import io, plots
 from gpt4llm.errors import UserError
 from gpt4llm.schemas import record_id
+from gpt4llm.settings import Opt, Settings
 
 BUCKETS = [("0-2", 0, 2), ("3-5", 3, 5), ("6-10", 6, 10), (">10", 11, None)]
 METRICS = ("rouge1", "rouge2", "rougeL")
@@ -70,15 +70,21 @@ def load_predictions(path: str) -> tuple[str, dict[Any, str]]:
     return name or Path(path).stem, preds
 
 
-@dataclass
-class RougeConfig:
-    predictions: list[str]
-    references: str
-    output: Path
-    reference_model: str | None = None
+class RougeSettings(Settings):
+    """gpt4llm eval rouge: ROUGE-1/2/L F of answers against the ground truth, by its length (0-2, 3-5, 6-10, >10, all)."""
+
+    predictions: Annotated[list[str], Opt("-p", pipeline=True)]
+    """A model's answers (FastChat or Alpaca); repeat per model."""
+    references: Annotated[str, Opt("-r", pipeline=True)]
+    """Ground truth: Alpaca with label/output, or Unnatural Instructions core format."""
+    output: Annotated[Path, Opt("-o", pipeline=True)]
+    """Result table (JSON, the paper's format); chart beside it."""
+    reference_model: Annotated[str | None, Opt(pipeline=True)] = None
     """The model the chart's differences are measured against (default: the first)."""
-    reference_field: str | None = None
-    allow_missing: bool = False
+    reference_field: Annotated[str | None, Opt(pipeline=True)] = None
+    """Field holding the ground truth (default: label, reference, output)."""
+    allow_missing: Annotated[bool, Opt(pipeline=True)] = False
+    """Score what is there when a model lacks some answers (else stop and list them)."""
 
 
 def score(preds: dict, refs: dict) -> list[dict]:
@@ -102,7 +108,7 @@ def aggregate(rows: list[dict], model: str) -> list[dict]:
     return out
 
 
-def run(cfg: RougeConfig) -> dict:
+def run(cfg: RougeSettings) -> dict:
     refs = load_references(cfg.references, cfg.reference_field)
     table, names = [], []
     for path in cfg.predictions:

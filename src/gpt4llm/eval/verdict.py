@@ -15,8 +15,6 @@ import re
 from functools import lru_cache
 from importlib import resources
 
-import numpy as np
-
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 PROMPT_OF_CATEGORY = {"coding": 2, "math": 3}  # else 1 (FastChat's reviewer.jsonl)
 
@@ -212,6 +210,8 @@ def summarize(per_question: list[dict], n_boot: int = 10_000, seed: int = 0) -> 
     """The paper's metric and more, from per-question rows ``{question_id, category, model, reference,
     orders: [(model, ref) per order], call_failed}``; rows with ``model`` None are call failures
     when ``call_failed`` is set (the judge was never heard), else parse failures."""
+    import numpy as np
+
     ok = [r for r in per_question if r["model"] is not None]
     calls = sum(1 for r in per_question if r["model"] is None and r.get("call_failed"))
     m = np.array([r["model"] for r in ok], dtype=float)

@@ -3,7 +3,8 @@
 Checked before any work starts: an unknown key, a wrong type, a missing file or a bad model form
 is one error line naming the file, the line and the YAML path (``quickstart.yaml:14: stages.sft.epocs:
 unknown key``). Every model string goes through ``parse_model``, every path is checked to exist,
-and every stage's settings are the names of the stage's own command-line options.
+and every stage's section is its command's settings class (``gpt4llm.settings.section``): a YAML
+key is the name of the command's flag, with the same type, range and default.
 """
 
 from __future__ import annotations
@@ -14,8 +15,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gpt4llm.backends import DEFAULT_MODEL, parse_model
+from gpt4llm.backends import DEFAULT_MODEL, BackendSettings, parse_model
+from gpt4llm.compare import CompareSettings
 from gpt4llm.errors import UserError
+from gpt4llm.eval.answer import AnswerSettings
+from gpt4llm.eval.judge import JudgeSettings
+from gpt4llm.eval.rank import RankSettings
+from gpt4llm.eval.rouge import RougeSettings
+from gpt4llm.generate import GenerateSettings
+from gpt4llm.settings import section
+from gpt4llm.stats import StatsSettings
+from gpt4llm.train.reward import RMSettings
+from gpt4llm.train.sft import SFTSettings
+from gpt4llm.translate import TranslateSettings
 
 
 class Strict(BaseModel):
@@ -46,27 +58,7 @@ class Models(Strict):
     _check = field_validator("teacher", "translator", "judge", "student_base", "reward_base")(_model)
 
 
-class Backend(Strict):
-    """Settings of the model-calling backends, for every stage that calls a model."""
-
-    batch_size: int = Field(16, ge=1)
-    concurrency: int = Field(16, ge=1)
-    rpm: float | None = Field(None, gt=0)
-    tpm: float | None = Field(None, gt=0)
-    base_url: str | None = None
-    api_version: str | None = None
-    timeout: float = Field(600.0, gt=0)
-    max_retries: int = Field(8, ge=0)
-    batch_api: bool = False
-    batch_fallback: bool = False
-    price_in: float | None = Field(None, ge=0)
-    price_out: float | None = Field(None, ge=0)
-
-    def options(self) -> dict[str, Any]:
-        opts = dict(batch_size=self.batch_size, concurrency=self.concurrency, rpm=self.rpm, tpm=self.tpm,
-                    base_url=self.base_url, api_version=self.api_version, timeout=self.timeout,
-                    max_retries=self.max_retries)
-        return opts
+Backend = BackendSettings  # the backend: section is the settings every model command takes as flags
 
 
 class Bench(Strict):
@@ -90,123 +82,18 @@ class Data(Strict):
     benchmarks: Benchmarks = Benchmarks()
 
 
-class GenerateStage(Strict):
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(512, ge=1)
-    languages: list[str] = ["en"]
-    """en, plus any language the instructions are translated into (the paper: zh)."""
-    max_usd: float | None = Field(None, gt=0)
-
-
-class Source(Strict):
-    name: str
-    model: str | None = None
-    """The model that answers; omitted: the teacher's own answers from the generate stage."""
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(512, ge=1)
-
-    _check = field_validator("model")(_model)
-
-
-class CompareStage(Strict):
-    sources: list[Source] = Field(min_length=2)
-    max_tokens: int = Field(1024, ge=1)
-    temperature: float = Field(0.2, ge=0, le=2)
-    max_reasks: int = Field(2, ge=0)
-    score_mode: Literal["text", "logprobs"] = "text"
-    """text: parse the judge's reply (the paper); logprobs: a local judge's expected score."""
-    max_usd: float | None = Field(None, gt=0)
-
-    @field_validator("sources")
-    @classmethod
-    def _unique(cls, v: list[Source]) -> list[Source]:
-        names = [s.name for s in v]
-        if len(set(names)) != len(names):
-            raise ValueError(f"source names must differ: {names}")
-        return v
-
-
-class SFTStage(Strict):
-    template: Literal["alpaca", "chat"] = "alpaca"
-    epochs: float = Field(3.0, gt=0)
-    learning_rate: float = Field(2e-5, gt=0)
-    scheduler: str = "cosine"
-    warmup_ratio: float = Field(0.03, ge=0, le=1)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(64, ge=1)
-    per_device_batch: int = Field(4, ge=1)
-    max_length: int = Field(512, ge=8)
-    overlong: Literal["truncate", "skip"] = "truncate"
-    packing: bool = True
-    gradient_checkpointing: bool = False
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    lora: bool = False
-    lora_r: int = Field(16, ge=1)
-    merge: bool = False
-    save_steps: int = Field(200, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-    limit: int | None = Field(None, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    deepspeed: str | None = None
-    launcher: str | None = None
-    """How training is launched at scale, shown in the plan (e.g. accelerate launch --config_file ...)."""
-
-
-class RMStage(Strict):
-    epochs: float = Field(1.0, gt=0)
-    learning_rate: float = Field(1e-5, gt=0)
-    batch_size: int = Field(8, ge=1)
-    per_device_batch: int = Field(4, ge=1)
-    max_length: int = Field(512, ge=8)
-    eval_split: float = Field(0.1, ge=0, lt=1)
-    lora: bool = False
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    save_steps: int = Field(200, ge=1)
-    max_steps: int | None = Field(None, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    deepspeed: str | None = None
-    layers: int | None = Field(None, ge=1)
-    """Keep only the first N decoder layers of reward_base (a tiny reward model for smoke runs)."""
-
-
-class AnswerStage(Strict):
-    samples: int = Field(5, ge=1)
-    """Sampled answers per question for best-of-N ranking (the paper: 5)."""
-    temperature: float = Field(0.7, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int = Field(512, ge=1)
-    base_model: bool = True
-    """Also answer with the student's base model, as the 'before' row of the tables."""
-
-
-class RankStage(Strict):
-    batch_size: int = Field(8, ge=1)
-    max_length: int = Field(512, ge=8)
-
-
-class JudgeStage(Strict):
-    reference: str = "teacher"
-    """'teacher' (the teacher answers the questions) or a FastChat answer file (e.g. GPT-4's)."""
-    orders: Literal["both", "paper"] = "both"
-    max_tokens: int = Field(1024, ge=1)
-    temperature: float = Field(0.2, ge=0, le=2)
-    max_reasks: int = Field(2, ge=0)
-    score_mode: Literal["text", "logprobs"] = "text"
-    max_usd: float | None = Field(None, gt=0)
-
-
-class RougeStage(Strict):
-    pass
-
-
-class StatsStage(Strict):
-    field: Literal["instruction", "output"] = "instruction"
-    spacy_model: str = "auto"
-    n_process: int = Field(1, ge=1)
-    compare: str | None = None
-    """A second dataset for the side-by-side figures (the paper: GPT-3's Alpaca answers)."""
+# Each stage's section is its command's settings class minus what the pipeline owns (paths, the
+# models of models:, the backend, the journal): one declaration for a YAML key and its flag.
+GenerateStage = section(GenerateSettings)
+TranslateStage = section(TranslateSettings)
+CompareStage = section(CompareSettings)
+SFTStage = section(SFTSettings)
+RMStage = section(RMSettings)
+AnswerStage = section(AnswerSettings)
+RankStage = section(RankSettings)
+JudgeStage = section(JudgeSettings)
+RougeStage = section(RougeSettings)
+StatsStage = section(StatsSettings)
 
 
 class ReportStage(Strict):
@@ -216,6 +103,7 @@ class ReportStage(Strict):
 
 class Stages(Strict):
     generate: GenerateStage = GenerateStage()
+    translate: TranslateStage = TranslateStage()
     compare: CompareStage | None = None
     sft: SFTStage | None = SFTStage()
     rm: RMStage | None = None
@@ -246,6 +134,9 @@ class Pipeline(Strict):
         for stage, need, missing in needs:
             if missing:
                 raise ValueError(f"stages.{stage} needs stages.{need}")
+        if s.compare and not s.compare.sources:
+            raise ValueError("stages.compare.sources: give the 2 or more sources to score, e.g. [{name: teacher}, "
+                             "{name: other, model: ...}]")
         if s.answer and s.answer.samples > 1 and s.answer.temperature == 0:
             raise ValueError("stages.answer: samples > 1 needs temperature > 0 (else every sample is the same)")
         if s.rank and s.answer and s.answer.samples < 2:

@@ -14,7 +14,7 @@ from gpt4llm.backends.pricing import BATCH_DISCOUNT, estimate_tokens
 from gpt4llm.errors import UserError
 
 if TYPE_CHECKING:
-    from gpt4llm.pipeline.run import Study
+    from gpt4llm.pipeline.study import Study
 
 # Published sizes, used when the source cannot be read here (no hub access); prompt characters are
 # the mean length of instruction + input, response tokens an assumed typical answer length.
@@ -42,7 +42,7 @@ class Row:
 def _count(study: "Study", source: str, limit: int | None) -> tuple[int, int, str]:
     """(records, mean prompt characters, note) of an instruction or question source."""
     from gpt4llm.eval.questions import load_questions
-    from gpt4llm.generate import seeds_path
+    from gpt4llm.stage import seeds_path
 
     try:
         path = str(seeds_path()) if source == "seeds" else study.path(source)
@@ -60,11 +60,9 @@ def _count(study: "Study", source: str, limit: int | None) -> tuple[int, int, st
 
 def _row(study: "Study", stage: str, model: str, requests: int, prompt_each: int, max_tokens: int, note: str,
          batch: bool = False) -> Row:
-    from gpt4llm.backends.pricing import Prices
-
     spec = parse_model(model)
     b = study.pipe.backend
-    prices = Prices.for_model(spec.backend, spec.name, b.price_in, b.price_out, None)
+    prices = b.prices_for(model)
     prompt, completion = requests * prompt_each, requests * max_tokens
     cost = None
     if prices.known:
@@ -132,7 +130,7 @@ def dry_run(study: "Study") -> dict:
                                  q * samples, qp, s.answer.max_tokens, qnote))
             if s.answer.base_model:
                 rows.append(_row(study, f"answer {kind}: base", m.student_base, q, qp, s.answer.max_tokens, qnote))
-            if kind == "rouge" or (s.judge and s.judge.reference == "teacher"):
+            if kind == "rouge" or (s.judge and s.judge.reference in (None, "teacher")):
                 rows.append(_row(study, f"answer {kind}: teacher (reference)", m.teacher, q, qp, s.answer.max_tokens,
                                  qnote))
             if kind == "judge" and s.judge:

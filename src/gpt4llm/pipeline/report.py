@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from gpt4llm import io, plots
 
 if TYPE_CHECKING:
-    from gpt4llm.pipeline.run import Stage, Study
+    from gpt4llm.pipeline.study import Study
 
 PACKAGES = ("gpt4llm", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "openai", "rouge-score",
             "spacy", "matplotlib", "plotly")
@@ -101,7 +101,7 @@ def provenance(study: "Study") -> dict:
     }
 
 
-def build(study: "Study", stages: list["Stage"], total_seconds: float) -> dict:
+def build(study: "Study", total_seconds: float) -> dict:
     from jinja2 import Environment, select_autoescape
 
     out = study.out
@@ -117,7 +117,7 @@ def build(study: "Study", stages: list["Stage"], total_seconds: float) -> dict:
     paper_figs = plots.paper_figures(figs_dir / "paper") if study.pipe.stages.report.paper_numbers else {}
     usage = _stage_usage(r)
     plan = [{"stage": st.name, "what": st.what, "deps": st.deps,
-             **study.timings.get(st.name, {})} for st in stages]
+             **study.timings.get(st.name, {})} for st in study.stages]
     results = {
         "name": study.pipe.name, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "output_dir": str(out), "seconds": round(total_seconds, 1), "plan": plan,

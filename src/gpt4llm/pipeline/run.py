@@ -1,12 +1,14 @@
 """``gpt4llm run PIPELINE.yaml``: the study in one command.
 
-Stages run in the paper's order (generate, translate, compare, sft, rm, answer, rank, judge, rouge,
-stats, report), each through the same code as its own command. Every model call goes through one
-journal (``<output-dir>/journal.sqlite``), so no call is paid twice, across stages and across runs.
-A stage that finished writes ``stages/<name>.json`` with a fingerprint of its settings, models and
-upstream stages; a re-run skips it while the fingerprint matches and its outputs exist. A stage cut
-short (kill -9, budget, a failure) is resumed by its own mechanism: the journal for model calls,
-the last checkpoint for training (``resume``), so a killed study continues where it stopped.
+Stages run in the paper's order (translate, generate, compare, sft, rm, answer, rank, judge,
+rouge, stats, report), each through the same code as its own command: a stage's YAML section is
+its command's settings minus what the pipeline owns, and the stage gets those settings whole,
+with the pipeline's paths, models and backend added. Every model call goes through one journal
+(``<output-dir>/journal.sqlite``), so no call is paid twice, across stages and across runs. A
+stage that finished writes ``stages/<name>.json`` with a fingerprint of its settings, models and
+upstream stages; a re-run skips it while the fingerprint matches and its outputs exist. A stage
+cut short (kill -9, budget, a failure) resumes by its own means: the journal for model calls, the
+last checkpoint for training, so a killed study continues where it stopped.
 """
 
 from __future__ import annotations
@@ -14,20 +16,38 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Callable
-
-from rich.console import Console
+from typing import Annotated, Any, Callable
 
 from gpt4llm import io
 from gpt4llm.errors import BudgetExceeded, PartialFailure, UserError
-from gpt4llm.pipeline.config import Bench, Pipeline, load, resolve_path
+from gpt4llm.pipeline.config import load
+from gpt4llm.pipeline.study import Stage, Study
+from gpt4llm.stage import errors_path
+from gpt4llm.settings import Opt, Settings
 
-console = Console(stderr=True, highlight=False)
-ORDER = ["generate", "translate", "compare", "sft", "rm", "answer", "rank", "judge", "rouge", "stats", "report"]
+
+class RunSettings(Settings):
+    """gpt4llm run: the whole study from one file (generate, compare, train sft/rm, answer, rank, judge, rouge, stats, report)."""
+
+    pipeline: Annotated[Path, Opt(argument=True)]
+    """The pipeline file (see configs/quickstart.yaml, configs/paper.yaml)."""
+    output_dir: Annotated[Path | None, Opt("-o")] = None
+    """Where the study goes (default: the file's output_dir, else runs/NAME)."""
+    dry_run: bool = False
+    """Print the plan, request counts and the cost estimate; run nothing."""
+    quiet: Annotated[bool, Opt("-q")] = False
+    """No progress bars."""
+
+ORDER = ["translate", "generate", "compare", "sft", "rm", "answer", "rank", "judge", "rouge", "stats", "report"]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
 
 
 def _jsonable(x: Any) -> Any:
@@ -58,347 +78,259 @@ def calls_dict(stats) -> dict | None:
                                             "completion_tokens", "cost_usd", "new_cost_usd", "seconds")}
 
 
-@dataclass
-class Stage:
-    name: str
-    what: str
-    inputs: dict
-    outputs: list[Path]
-    fn: Callable[[], dict]
-    deps: list[str] = field(default_factory=list)
+def settings(section) -> dict:
+    """A stage section as its command's settings: every key, passed through whole."""
+    return section.model_dump()
 
 
-class Study:
-    def __init__(self, pipe: Pipeline, file: Path, output_dir: Path | None = None, quiet: bool = False):
-        self.pipe, self.file, self.quiet = pipe, Path(file), quiet
-        base = output_dir or (resolve_path(pipe.output_dir, self.file) if pipe.output_dir else Path("runs") / pipe.name)
-        self.out = Path(os.path.normpath(base))
-        self.journal = self.out / "journal.sqlite"
-        self.results: dict[str, dict] = {}
-        self.fingerprints: dict[str, str] = {}
-        self.timings: dict[str, dict] = {}
+def fingerprinted(section) -> dict:
+    """What of a section changes a stage's output: the values set differently from the defaults (a
+    setting added in a later version, with its default, does not invalidate finished stages)."""
+    return section.model_dump(exclude_defaults=True)
 
-    # ------------------------------------------------------------------ paths and small helpers
 
-    def p(self, *parts: str) -> Path:
-        return self.out.joinpath(*parts)
+class Runner:
+    """Runs the stages of a ``Study`` in order; each stage function fills in its result."""
 
-    def path(self, value: str) -> str:
-        """A data value of the pipeline file: a named set stays as it is, a path becomes absolute."""
-        from gpt4llm.eval.benchmarks import BENCHMARKS
+    def __init__(self, study: Study, quiet: bool = False):
+        self.study, self.quiet = study, quiet
+        self.fns: dict[str, Callable[[], dict]] = {}
 
-        if value in ("seeds", *BENCHMARKS) or value.startswith("hf:"):
-            return value
-        return str(resolve_path(value, self.file).resolve())
+    # ------------------------------------------------------------------ the common keyword arguments
 
-    def options(self, model: str, bulk: bool = False) -> dict:
-        """Backend options for a model; ``bulk`` stages (generate, translate, compare) of an openai:
-        model use the Batch API when backend.batch_api is set."""
-        opts = self.pipe.backend.options()
-        if bulk and self.pipe.backend.batch_api and model.startswith("openai:"):
-            opts.update(batch_api=True, fallback=self.pipe.backend.batch_fallback, quiet=self.quiet)
-        return opts
+    def backend(self):
+        return self.study.pipe.backend
 
-    def prices(self, model: str):
-        from gpt4llm.backends import parse_model
-        from gpt4llm.backends.pricing import Prices
+    def calls(self, **kw) -> dict:
+        """What the pipeline owns of every model stage: the study's journal, backend and quiet."""
+        return {"journal": self.study.journal, "backend": self.backend(), "quiet": self.quiet, **kw}
 
-        spec = parse_model(model)
-        b = self.pipe.backend
-        return Prices.for_model(spec.backend, spec.name, b.price_in, b.price_out, None)
+    # ------------------------------------------------------------------ the plan
 
-    @staticmethod
-    def params(temperature: float, max_tokens: int, top_p: float = 1.0, seed: int | None = None):
-        from gpt4llm.backends.base import GenParams
+    def plan(self) -> list[Stage]:
+        study = self.study
+        pipe, s, m, p = study.pipe, study.pipe.stages, study.pipe.models, study.p
+        stages: list[Stage] = []
 
-        return GenParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
+        def add(stage: Stage, fn: Callable[[], dict]) -> None:
+            stages.append(stage)
+            self.fns[stage.name] = fn
 
-    def questions(self, bench: Bench) -> str:
-        from gpt4llm.generate import seeds_path
-
-        return str(seeds_path()) if bench.questions == "seeds" else self.path(bench.questions)
+        for lang in pipe.languages:
+            if lang != "en":
+                add(Stage(f"translate.{lang}", f"translate the instructions into {lang} with {pipe.translator}",
+                          {"model": pipe.translator, "settings": fingerprinted(s.translate),
+                           "instructions": pipe.data.instructions, "limit": pipe.data.limit, "to": lang},
+                          [p("data", f"instructions.{lang}.jsonl")]), lambda lang=lang: self.translate(lang))
+            add(Stage(f"generate.{lang}", f"the teacher {m.teacher} answers the instructions ({lang})",
+                      {"model": m.teacher, "settings": fingerprinted(s.generate.model_copy(update={"languages": ["en"]})),
+                       "instructions": pipe.data.instructions, "limit": pipe.data.limit, "lang": lang,
+                       "backend": pipe.backend.model_dump(exclude_defaults=True)},
+                      [p("data", f"teacher.{lang}.jsonl")], [f"translate.{lang}"] if lang != "en" else []),
+                lambda lang=lang: self.generate(lang))
+        if s.compare:
+            add(Stage("compare", f"{m.judge} scores {len(s.compare.sources)} sources' responses 1-10",
+                      {"judge": m.judge, "settings": fingerprinted(s.compare)}, [p("data", "comparisons.jsonl")],
+                      ["generate.en"]), self.compare)
+        if s.sft:
+            for lang in pipe.languages:
+                add(Stage(f"sft.{lang}", f"fine-tune {m.student_base} on the teacher's {lang} answers",
+                          {"base": m.student_base, "settings": fingerprinted(s.sft), "seed": pipe.seed},
+                          [p("models", f"student-{lang}", "gpt4llm_train.json")], [f"generate.{lang}"]),
+                    lambda lang=lang: self.sft(lang))
+        if s.rm:
+            add(Stage("rm", f"train a reward model on {m.reward_base} from the comparisons",
+                      {"base": m.reward_base, "settings": fingerprinted(s.rm), "seed": pipe.seed},
+                      [p("models", "reward", "gpt4llm_train.json")], ["compare"]), self.rm)
+        if s.answer:
+            add(Stage("answer", "the students, the base and the reference answer the benchmarks",
+                      {"settings": fingerprinted(s.answer), "benchmarks": pipe.data.benchmarks.model_dump(),
+                       "teacher": m.teacher, "reference": s.judge.reference if s.judge else None},
+                      [p("answers", "answers.json")], [f"sft.{x}" for x in pipe.languages]), self.answer)
+        if s.rank:
+            add(Stage("rank", "the reward model ranks the student's samples (best-of-N, groups 1..N)",
+                      {"settings": fingerprinted(s.rank)}, [p("answers", "ranked.json")], ["rm", "answer"]), self.rank)
+        if s.judge:
+            add(Stage("judge", f"{m.judge} reviews each model's answers against the reference (Vicuna's reviewer)",
+                      {"judge": m.judge, "settings": fingerprinted(s.judge)}, [p("eval", "reviews.jsonl.summary.json")],
+                      ["answer"] + (["rank"] if s.rank else [])), self.judge)
+        if s.rouge:
+            add(Stage("rouge", "ROUGE of the answers against the ground truth, by its length", {},
+                      [p("eval", "rouge.json")], ["answer"]), self.rouge)
+        if s.stats:
+            add(Stage("stats", "verb-noun pairs, output lengths and score distributions",
+                      {"settings": fingerprinted(s.stats)}, [p("stats", "stats.json")],
+                      ["generate.en"] + (["compare"] if s.compare else [])), self.stats)
+        study.stages = stages
+        return stages
 
     # ------------------------------------------------------------------ the stages
 
-    def plan(self) -> list[Stage]:
-        pipe, s, m = self.pipe, self.pipe.stages, self.pipe.models
-        stages: list[Stage] = []
-        langs = pipe.languages
-        data = self.p("data")
+    def translate(self, lang: str) -> dict:
+        from gpt4llm import translate
 
-        def teacher_file(lang: str) -> Path:
-            return data / f"teacher.{lang}.jsonl"
+        st = self.study
+        r = translate.run(translate.TranslateSettings(
+            **settings(st.pipe.stages.translate), output=st.p("data", f"instructions.{lang}.jsonl"),
+            input=st.path(st.pipe.data.instructions), to=lang, translator=st.pipe.translator, limit=st.pipe.data.limit,
+            **self.calls()))
+        check_calls("translation", r.calls, r.failed, errors_path(r.output))
+        return {"written": r.written, "calls": calls_dict(r.calls)}
 
-        for lang in langs:
-            if lang != "en":
-                stages.append(Stage(f"translate.{lang}", f"translate the instructions into {lang} with {pipe.translator}",
-                                    {"model": pipe.translator, "instructions": pipe.data.instructions,
-                                     "limit": pipe.data.limit, "to": lang},
-                                    [data / f"instructions.{lang}.jsonl"], self._translate(lang)))
-            stages.append(Stage(f"generate.{lang}", f"the teacher {m.teacher} answers the instructions ({lang})",
-                                {"model": m.teacher, "settings": s.generate.model_dump(exclude={"languages"}),
-                                 "instructions": pipe.data.instructions, "limit": pipe.data.limit, "lang": lang,
-                                 "backend": pipe.backend.model_dump()},
-                                [teacher_file(lang)], self._generate(lang),
-                                [f"translate.{lang}"] if lang != "en" else []))
-        if s.compare:
-            stages.append(Stage("compare", f"{m.judge} scores {len(s.compare.sources)} sources' responses 1-10",
-                                {"judge": m.judge, "settings": s.compare.model_dump()},
-                                [data / "comparisons.jsonl"], self._compare, ["generate.en"]))
-        if s.sft:
-            for lang in langs:
-                stages.append(Stage(f"sft.{lang}", f"fine-tune {m.student_base} on the teacher's {lang} answers",
-                                    {"base": m.student_base, "settings": s.sft.model_dump(), "seed": pipe.seed},
-                                    [self.p("models", f"student-{lang}", "gpt4llm_train.json")], self._sft(lang),
-                                    [f"generate.{lang}"]))
-        if s.rm:
-            stages.append(Stage("rm", f"train a reward model on {m.reward_base} from the comparisons",
-                                {"base": m.reward_base, "settings": s.rm.model_dump(), "seed": pipe.seed},
-                                [self.p("models", "reward", "gpt4llm_train.json")], self._rm, ["compare"]))
-        if s.answer:
-            stages.append(Stage("answer", "the students, the base and the reference answer the benchmarks",
-                                {"settings": s.answer.model_dump(), "benchmarks": pipe.data.benchmarks.model_dump(),
-                                 "teacher": m.teacher, "reference": s.judge.reference if s.judge else None},
-                                [self.p("answers", "answers.json")], self._answer, [f"sft.{x}" for x in langs]))
-        if s.rank:
-            stages.append(Stage("rank", "the reward model ranks the student's samples (best-of-N, groups 1..N)",
-                                {"settings": s.rank.model_dump()}, [self.p("answers", "ranked.json")], self._rank,
-                                ["rm", "answer"]))
-        if s.judge:
-            stages.append(Stage("judge", f"{m.judge} reviews each model's answers against the reference (Vicuna's reviewer)",
-                                {"judge": m.judge, "settings": s.judge.model_dump()},
-                                [self.p("eval", "reviews.jsonl.summary.json")], self._judge,
-                                ["answer"] + (["rank"] if s.rank else [])))
-        if s.rouge:
-            stages.append(Stage("rouge", "ROUGE of the answers against the ground truth, by its length",
-                                {}, [self.p("eval", "rouge.json")], self._rouge, ["answer"]))
-        if s.stats:
-            stages.append(Stage("stats", "verb-noun pairs, output lengths and score distributions",
-                                {"settings": s.stats.model_dump()}, [self.p("stats", "stats.json")], self._stats,
-                                ["generate.en"] + (["compare"] if s.compare else [])))
-        return stages
+    def generate(self, lang: str) -> dict:
+        from gpt4llm import generate
 
-    def _generate(self, lang: str):
-        def go() -> dict:
-            from gpt4llm import generate
+        st = self.study
+        src = str(st.p("data", f"instructions.{lang}.jsonl")) if lang != "en" else st.path(st.pipe.data.instructions)
+        r = generate.run(generate.GenerateSettings(
+            **settings(st.pipe.stages.generate), output=st.p("data", f"teacher.{lang}.jsonl"), input=src,
+            teacher=st.pipe.models.teacher, limit=st.pipe.data.limit, language=None if lang == "en" else lang,
+            **self.calls()))
+        check_calls("the teacher's answers", r.calls, r.failed, r.errors_file)
+        return {"written": r.written, "truncated": r.truncated, "calls": calls_dict(r.calls)}
 
-            g = self.pipe.stages.generate
-            src = (str(self.p("data", f"instructions.{lang}.jsonl")) if lang != "en"
-                   else self.path(self.pipe.data.instructions))
-            opts = self.options(self.pipe.models.teacher, bulk=True)
-            r = generate.run(generate.GenerateConfig(
-                output=self.p("data", f"teacher.{lang}.jsonl"), input=src, teacher=self.pipe.models.teacher,
-                limit=self.pipe.data.limit, params=self.params(g.temperature, g.max_tokens, g.top_p),
-                language=None if lang == "en" else lang, journal=self.journal, backend_options=opts,
-                max_usd=g.max_usd, prices=self.prices(self.pipe.models.teacher), quiet=self.quiet))
-            check_calls("the teacher's answers", r.calls, r.failed, r.errors_file)
-            return {"written": r.written, "truncated": r.truncated, "calls": calls_dict(r.calls)}
-        return go
-
-    def _translate(self, lang: str):
-        def go() -> dict:
-            from gpt4llm import translate
-
-            r = translate.run(translate.TranslateConfig(
-                output=self.p("data", f"instructions.{lang}.jsonl"), input=self.path(self.pipe.data.instructions),
-                to=lang, translator=self.pipe.translator, limit=self.pipe.data.limit, journal=self.journal,
-                backend_options=self.options(self.pipe.translator, bulk=True), quiet=self.quiet))
-            check_calls("translation", r.calls, r.failed, f"{r.output}.errors.jsonl")
-            return {"written": r.written, "calls": calls_dict(r.calls)}
-        return go
-
-    def _compare(self) -> dict:
+    def compare(self) -> dict:
         from gpt4llm import compare, generate
 
-        c = self.pipe.stages.compare
-        teacher = self.p("data", "teacher.en.jsonl")
+        st = self.study
+        c = st.pipe.stages.compare
+        teacher = st.p("data", "teacher.en.jsonl")
         files, calls = [], {}
         for src in c.sources:
             if src.model is None:
                 files.append(str(teacher))
                 continue
-            out = self.p("data", f"source.{src.name}.jsonl")
-            r = generate.run(generate.GenerateConfig(
-                output=out, input=self.path(self.pipe.data.instructions), teacher=src.model,
-                limit=self.pipe.data.limit, params=self.params(src.temperature, src.max_tokens, src.top_p),
-                journal=self.journal, backend_options=self.options(src.model, bulk=True), prices=self.prices(src.model),
-                quiet=self.quiet))
+            out = st.p("data", f"source.{src.name}.jsonl")
+            r = generate.run(generate.GenerateSettings(
+                output=out, input=st.path(st.pipe.data.instructions), teacher=src.model, limit=st.pipe.data.limit,
+                temperature=src.temperature, top_p=src.top_p, max_tokens=src.max_tokens, **self.calls()))
             check_calls(f"source {src.name}", r.calls, r.failed, r.errors_file)
             calls[src.name] = calls_dict(r.calls)
             files.append(str(out))
-        r = compare.run(compare.CompareConfig(
-            instructions=str(teacher), responses=files, output=self.p("data", "comparisons.jsonl"),
-            judge=self.pipe.models.judge, source_names=[x.name for x in c.sources], max_reasks=c.max_reasks,
-            params=self.params(c.temperature, c.max_tokens), journal=self.journal,
-            backend_options=self.options(self.pipe.models.judge, bulk=True), max_usd=c.max_usd,
-            prices=self.prices(self.pipe.models.judge), quiet=self.quiet, allow_missing=True,
-            score_mode=c.score_mode))
-        check_calls("scoring", r.calls, r.call_failures, f"{r.output}.errors.jsonl")
+        r = compare.run(compare.CompareSettings(
+            **settings(c), instructions=str(teacher), responses=files, output=st.p("data", "comparisons.jsonl"),
+            judge=st.pipe.models.judge, source_names=",".join(x.name for x in c.sources), allow_missing=True,
+            **self.calls()))
+        check_calls("scoring", r.calls, r.call_failures, errors_path(r.output))
         calls["judge"] = calls_dict(r.calls)
         return {"written": r.written, "report": r.report, "figures": [str(f) for f in r.figure],
                 "call_failures": r.call_failures, "calls": calls}
 
-    def _training_dir(self, d: Path, fingerprint: str) -> dict:
+    def _training_dir(self, cfg) -> dict:
         """resume (the same run, cut short) or overwrite (a run of other settings) for a training dir."""
-        meta = d / "gpt4llm_train.json"
+        meta = cfg.output_dir / "gpt4llm_train.json"
         if not meta.is_file():
             return {"resume": True}
-        same = json.loads(meta.read_text()).get("fingerprint") == fingerprint
+        same = json.loads(meta.read_text()).get("fingerprint") == cfg.fingerprint()
         return {"resume": True} if same else {"overwrite": True}
 
-    def _sft(self, lang: str):
-        def go() -> dict:
-            from gpt4llm.train import sft
+    def sft(self, lang: str) -> dict:
+        from gpt4llm.train import sft
 
-            t = self.pipe.stages.sft
-            cfg = sft.SFTConfig(
-                data=str(self.p("data", f"teacher.{lang}.jsonl")), output_dir=self.p("models", f"student-{lang}"),
-                model=self.pipe.models.student_base, template=t.template, epochs=t.epochs,
-                learning_rate=t.learning_rate, scheduler=t.scheduler, warmup_ratio=t.warmup_ratio,
-                weight_decay=t.weight_decay, batch_size=t.batch_size, per_device_batch=t.per_device_batch,
-                max_length=t.max_length, overlong=t.overlong, packing=t.packing,
-                gradient_checkpointing=t.gradient_checkpointing, precision=t.precision, lora=t.lora,
-                lora_r=t.lora_r, merge=t.merge or t.lora, save_steps=t.save_steps, max_steps=t.max_steps,
-                limit=t.limit, deepspeed=self.path(t.deepspeed) if t.deepspeed else None, seed=self.pipe.seed,
-                logging_steps=t.logging_steps, quiet=self.quiet)
-            for k, v in self._training_dir(cfg.output_dir, cfg.fingerprint()).items():
-                setattr(cfg, k, v)
-            r = sft.run(cfg)
-            return {"model": str(cfg.output_dir), "data_stats": r.stats.as_dict(), "effective_batch": r.effective_batch,
-                    "steps": r.steps, "train_loss": r.train_loss, "train_seconds": round(r.seconds, 1),
-                    "first_example": r.first_example, "log_history": r.log_history}
-        return go
+        st = self.study
+        t = st.pipe.stages.sft
+        cfg = sft.SFTSettings(
+            **{**settings(t), "merge": t.merge or t.lora,  # answer and serve load merged weights
+               "deepspeed": st.path(t.deepspeed) if t.deepspeed else None},
+            data=str(st.p("data", f"teacher.{lang}.jsonl")), output_dir=st.p("models", f"student-{lang}"),
+            model=st.pipe.models.student_base, seed=st.pipe.seed, quiet=self.quiet)
+        cfg = cfg.model_copy(update=self._training_dir(cfg))
+        r = sft.run(cfg)
+        return {"model": str(cfg.output_dir), "data_stats": r.stats.as_dict(), "effective_batch": r.effective_batch,
+                "steps": r.steps, "train_loss": r.train_loss, "train_seconds": round(r.seconds, 1),
+                "first_example": r.first_example, "log_history": r.log_history}
 
-    def _rm(self) -> dict:
+    def rm(self) -> dict:
         from gpt4llm.train import reward
 
-        t = self.pipe.stages.rm
-        base = self.pipe.models.reward_base
-        if t.layers:
-            base = f"local:{self._truncated_base(base, t.layers)}"
-        cfg = reward.RMConfig(
-            data=str(self.p("data", "comparisons.jsonl")), output_dir=self.p("models", "reward"), model=base,
-            epochs=t.epochs, learning_rate=t.learning_rate, batch_size=t.batch_size,
-            per_device_batch=t.per_device_batch, max_length=t.max_length, eval_split=t.eval_split, lora=t.lora,
-            precision=t.precision, save_steps=t.save_steps, max_steps=t.max_steps,
-            deepspeed=self.path(t.deepspeed) if t.deepspeed else None, seed=self.pipe.seed,
-            logging_steps=t.logging_steps, quiet=self.quiet)
-        for k, v in self._training_dir(cfg.output_dir, cfg.fingerprint()).items():
-            setattr(cfg, k, v)
+        st = self.study
+        t = st.pipe.stages.rm
+        cfg = reward.RMSettings(
+            **{**settings(t), "deepspeed": st.path(t.deepspeed) if t.deepspeed else None},
+            data=str(st.p("data", "comparisons.jsonl")), output_dir=st.p("models", "reward"),
+            model=st.pipe.models.reward_base, seed=st.pipe.seed, quiet=self.quiet)
+        cfg = cfg.model_copy(update=self._training_dir(cfg))
         r = reward.run(cfg)
         meta = json.loads((cfg.output_dir / "gpt4llm_train.json").read_text())
+        base = cfg.model if not t.layers else f"local:{cfg.output_dir.with_name(f'reward-base-{t.layers}-layers')}"
         return {"model": str(cfg.output_dir), "base": base, "groups": r.groups, "pairs": r.pairs, "ties": r.ties,
                 "truncated": r.truncated, "metrics": r.metrics, "steps": r.steps, "train_seconds": round(r.seconds, 1),
                 "effective_batch": r.effective_batch, "log_history": meta.get("log_history", [])}
 
-    def _truncated_base(self, model: str, layers: int) -> Path:
-        """The first ``layers`` decoder layers of ``model`` (a tiny reward model for smoke runs)."""
-        import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-        from gpt4llm.train.sft import model_source
-
-        out = self.p("models", f"reward-base-{layers}-layers")
-        if (out / "config.json").is_file():
-            return out
-        src, kwargs = model_source(model)
-        config = AutoConfig.from_pretrained(src, **kwargs)
-        if getattr(config, "num_hidden_layers", None) is None:
-            raise UserError(f"stages.rm.layers: {model} has no num_hidden_layers to cut")
-        config.num_hidden_layers = min(layers, config.num_hidden_layers)
-        for key in ("layer_types",):  # per-layer lists must match the new depth
-            if isinstance(getattr(config, key, None), list):
-                setattr(config, key, getattr(config, key)[: config.num_hidden_layers])
-        m = AutoModelForCausalLM.from_pretrained(src, config=config, dtype=torch.float32, **kwargs)
-        tmp = out.with_name(out.name + ".tmp")
-        m.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(src, **kwargs).save_pretrained(tmp)
-        tmp.rename(out)
-        return out
-
-    def _answerers(self) -> list[tuple[str, str, int]]:
-        """(model_id, model, samples) of every model that answers the benchmarks."""
-        a, langs = self.pipe.stages.answer, self.pipe.languages
-        out = [(f"student-{lang}", f"local:{self.p('models', f'student-{lang}').resolve()}", a.samples) for lang in langs]
-        if a.base_model:
-            out.append(("base", self.pipe.models.student_base, 1))
-        return out
-
-    def _answer(self) -> dict:
+    def answer(self) -> dict:
         from gpt4llm.eval import answer
 
-        a, b = self.pipe.stages.answer, self.pipe.data.benchmarks
+        st = self.study
+        a, b = st.pipe.stages.answer, st.pipe.data.benchmarks
         sets = {k: v for k, v in (("judge", b.judge), ("rouge", b.rouge)) if v}
         files: dict[str, dict[str, str]] = {}
         calls: dict[str, dict] = {}
         done: dict[tuple, str] = {}
         for kind, bench in sets.items():
             files[kind] = {}
-            who = self._answerers()
-            j = self.pipe.stages.judge
-            if kind == "rouge" or (j and j.reference == "teacher"):  # the reference row (the paper: GPT-4)
-                who.append(("teacher", self.pipe.models.teacher, 1))
+            who = st.answerers()
+            j = st.pipe.stages.judge
+            if kind == "rouge" or (j and j.reference in (None, "teacher")):  # the reference row (the paper: GPT-4)
+                who.append(("teacher", st.pipe.models.teacher, 1))
             for model_id, model, samples in who:
                 samples = samples if kind == "judge" else 1
                 key = (bench.questions, bench.limit, model_id, samples)
-                out = self.p("answers", f"{kind}.{model_id}.jsonl")
+                out = st.p("answers", f"{kind}.{model_id}.jsonl")
                 if key in done:
                     files[kind][model_id] = done[key]
                     continue
-                r = answer.run(answer.AnswerConfig(
-                    questions=self.questions(bench), output=out, model=model, model_id=model_id, samples=samples,
-                    params=self.params(a.temperature, a.max_tokens, a.top_p, seed=None), limit=bench.limit,
-                    journal=self.journal, backend_options=self.options(model), quiet=self.quiet))
-                check_calls(f"{model_id}'s answers", r.calls, r.failed, f"{out}.errors.jsonl")
+                r = answer.run(answer.AnswerSettings(
+                    **{**settings(a), "samples": samples}, questions=st.questions(bench), output=out, model=model,
+                    model_id=model_id, limit=bench.limit, **self.calls()))
+                check_calls(f"{model_id}'s answers", r.calls, r.failed, errors_path(out))
                 calls[f"{kind}.{model_id}"] = {**calls_dict(r.calls), "template": r.template, "written": r.written}
                 files[kind][model_id] = done[key] = str(out)
-        io.write_json(self.p("answers", "answers.json"), files)
+        io.write_json(st.p("answers", "answers.json"), files)
         return {"files": files, "calls": calls}
 
-    def _rank(self) -> dict:
+    def rank(self) -> dict:
         from gpt4llm.eval import rank
 
-        n = self.pipe.stages.answer.samples
-        student = f"student-{'en' if 'en' in self.pipe.languages else self.pipe.languages[0]}"
-        src = self.results["answer"]["files"]["judge"][student]
+        st = self.study
+        n = st.pipe.stages.answer.samples
+        student = f"student-{'en' if 'en' in st.pipe.languages else st.pipe.languages[0]}"
+        src = st.results["answer"]["files"]["judge"][student]
         groups = {}
         for k in range(1, n + 1):
-            out = self.p("answers", f"judge.{student}-R{k}.jsonl")
-            info = rank.run(rank.RankConfig(reward_model=self.p("models", "reward"), input=src, output=out,
-                                            group=k, model_id_suffix=f"R{k}",
-                                            batch_size=self.pipe.stages.rank.batch_size,
-                                            max_length=self.pipe.stages.rank.max_length))
+            out = st.p("answers", f"judge.{student}-R{k}.jsonl")
+            info = rank.run(rank.RankSettings(**settings(st.pipe.stages.rank), reward_model=st.p("models", "reward"),
+                                              input=src, output=out, group=k, model_id_suffix=f"R{k}"))
             groups[f"R{k}"] = {"file": str(out), **info}
-        io.write_json(self.p("answers", "ranked.json"), groups)
+        io.write_json(st.p("answers", "ranked.json"), groups)
         return {"groups": groups}
 
-    def _judge(self) -> dict:
+    def judge(self) -> dict:
         from gpt4llm.eval import judge
 
-        j = self.pipe.stages.judge
-        files = self.results["answer"]["files"]["judge"]
-        ref = files["teacher"] if j.reference == "teacher" else self.path(j.reference)
+        st = self.study
+        j = st.pipe.stages.judge
+        files = st.results["answer"]["files"]["judge"]
+        ref = files["teacher"] if j.reference in (None, "teacher") else st.path(j.reference)
         answers = [f for mid, f in files.items() if mid != "teacher"]
-        if self.pipe.stages.rank:
-            answers += [g["file"] for g in self.results["rank"]["groups"].values()]
-        r = judge.run(judge.JudgeConfig(
-            questions=self.questions(self.pipe.data.benchmarks.judge), answers=answers, reference=ref,
-            output=self.p("eval", "reviews.jsonl"), judge=self.pipe.models.judge, orders=j.orders,
-            max_reasks=j.max_reasks, params=self.params(j.temperature, j.max_tokens), journal=self.journal,
-            backend_options=self.options(self.pipe.models.judge), max_usd=j.max_usd, quiet=self.quiet,
-            allow_missing=True, score_mode=j.score_mode, prices=self.prices(self.pipe.models.judge)))
-        check_calls("reviews", r.calls, r.call_failures, f"{r.output}.errors.jsonl")
+        if st.pipe.stages.rank:
+            answers += [g["file"] for g in st.results["rank"]["groups"].values()]
+        r = judge.run(judge.JudgeSettings(
+            **{**settings(j), "reference": ref}, questions=st.questions(st.pipe.data.benchmarks.judge), answers=answers,
+            output=st.p("eval", "reviews.jsonl"), judge=st.pipe.models.judge, allow_missing=True, **self.calls()))
+        check_calls("reviews", r.calls, r.call_failures, errors_path(r.output))
         return {"summaries": r.summaries, "figures": [str(f) for f in r.figure], "calls": calls_dict(r.calls)}
 
-    def _rouge(self) -> dict:
+    def rouge(self) -> dict:
         from gpt4llm.eval import rouge
         from gpt4llm.eval.questions import load_questions
 
-        bench = self.pipe.data.benchmarks.rouge
-        files = self.results["answer"]["files"]["rouge"]
-        qs = load_questions(self.questions(bench))[: bench.limit] if bench.limit else load_questions(self.questions(bench))
+        st = self.study
+        bench = st.pipe.data.benchmarks.rouge
+        files = st.results["answer"]["files"]["rouge"]
+        qs = load_questions(st.questions(bench))
+        qs = qs[: bench.limit] if bench.limit else qs
         if all(q.reference for q in qs):
-            refs, field, truth = self.p("eval", "rouge_truth.jsonl"), "reference", "the benchmark's ground truth"
+            refs, field, truth = st.p("eval", "rouge_truth.jsonl"), "reference", "the benchmark's ground truth"
             io.write_records(refs, [{"question_id": q.question_id, "reference": q.reference} for q in qs], "jsonl")
             preds = list(files.values())
             ref_model = "teacher" if "teacher" in files else None
@@ -408,80 +340,82 @@ class Study:
             ref_model = None
         else:
             raise UserError(f"data.benchmarks.rouge: {bench.questions} has no ground truth; use judge.reference: teacher")
-        r = rouge.run(rouge.RougeConfig(predictions=preds, references=str(refs), output=self.p("eval", "rouge.json"),
-                                        reference_model=ref_model, reference_field=field, allow_missing=True))
+        r = rouge.run(rouge.RougeSettings(**settings(st.pipe.stages.rouge), predictions=preds, references=str(refs),
+                                          output=st.p("eval", "rouge.json"), reference_model=ref_model,
+                                          reference_field=field, allow_missing=True))
         return {"table": r["table"], "models": r["models"], "reference_model": r["reference_model"],
                 "ground_truth": truth, "figures": [str(f) for f in r["figure"]]}
 
-    def _stats(self) -> dict:
+    def stats(self) -> dict:
         from gpt4llm import stats
 
-        st = self.pipe.stages.stats
+        st = self.study
+        s = st.pipe.stages.stats
         scores = None
-        if self.pipe.stages.compare:
+        if st.pipe.stages.compare:
             per_source: dict[str, list] = {}
-            for row in io.read_rows(str(self.p("data", "comparisons.jsonl"))):
+            for row in io.read_rows(str(st.p("data", "comparisons.jsonl"))):
                 for x in row.data["responses_and_scores"]:
                     per_source.setdefault(x["source"], []).append(x["score"])
             if per_source:
-                scores = self.p("stats", "scores.json")
+                scores = st.p("stats", "scores.json")
                 io.write_json(scores, per_source)
-        r = stats.run(stats.StatsConfig(
-            data=str(self.p("data", "teacher.en.jsonl")), output_dir=self.p("stats"),
-            compare=self.path(st.compare) if st.compare else None, scores=str(scores) if scores else None,
-            field=st.field, spacy_model=st.spacy_model, n_process=st.n_process,
-            names=("teacher", "compare")))
+        r = stats.run(stats.StatsSettings(
+            **{**settings(s), "compare": st.path(s.compare) if s.compare else None},
+            data=str(st.p("data", "teacher.en.jsonl")), output_dir=st.p("stats"),
+            scores=str(scores) if scores else None, names="teacher,compare"))
         return {"numbers": r.numbers, "figures": [str(f) for f in r.files if f.suffix in (".png", ".html")]}
 
     # ------------------------------------------------------------------ running
 
     def fingerprint(self, st: Stage) -> str:
-        blob = json.dumps({"inputs": st.inputs, "deps": [self.fingerprints.get(d) for d in st.deps]},
+        blob = json.dumps({"inputs": st.inputs, "deps": [self.study.fingerprints.get(d) for d in st.deps]},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def run(self) -> dict:
-        self.out.mkdir(parents=True, exist_ok=True)
-        io.write_json(self.p("pipeline.json"), {"file": str(self.file), "pipeline": self.pipe.model_dump()})
+        study, console = self.study, _console()
+        study.out.mkdir(parents=True, exist_ok=True)
+        io.write_json(study.p("pipeline.json"), {"file": str(study.file), "pipeline": study.pipe.model_dump(mode="json")})
         stages = self.plan()
         started = time.perf_counter()
         for i, st in enumerate(stages, 1):
             fp = self.fingerprint(st)
-            self.fingerprints[st.name] = fp
-            marker = self.p("stages", f"{st.name}.json")
+            study.fingerprints[st.name] = fp
+            marker = study.p("stages", f"{st.name}.json")
             prior = json.loads(marker.read_text()) if marker.is_file() else None
             if prior and prior.get("fingerprint") == fp and all(o.exists() for o in st.outputs):
-                self.results[_key(st.name)] = _merge(self.results.get(_key(st.name)), st.name, prior["result"])
-                self.timings[st.name] = {**prior["timing"], "skipped": True}
+                study.results[_key(st.name)] = _merge(study.results.get(_key(st.name)), st.name, prior["result"])
+                study.timings[st.name] = {**prior["timing"], "skipped": True}
                 console.print(f"[dim][{i}/{len(stages)}] {st.name}: done earlier, skipped[/dim]")
                 continue
             console.print(f"[bold][{i}/{len(stages)}] {st.name}[/bold]: {st.what}")
             t0, when = time.perf_counter(), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             try:
-                result = st.fn()
+                result = self.fns[st.name]()
             except BudgetExceeded as e:
                 raise BudgetExceeded(f"stage {st.name}: {e}; raise the cap in the pipeline file and run the same "
                                      "command again: paid calls are journaled") from None
             except PartialFailure as e:
                 raise PartialFailure(f"stage {st.name}: {e}; run the same command again to retry them "
-                                     f"(finished stages and calls are not repeated): gpt4llm run {self.file} "
-                                     f"--output-dir {self.out}") from None
+                                     f"(finished stages and calls are not repeated): gpt4llm run {study.file} "
+                                     f"--output-dir {study.out}") from None
             except UserError as e:
-                raise UserError(f"stage {st.name}: {e}; fix it and run the same command again "
-                                "(finished stages and calls are not repeated)") from None
+                raise type(e)(f"stage {st.name}: {e}; fix it and run the same command again "
+                              "(finished stages and calls are not repeated)") from None
             timing = {"started": when, "seconds": round(time.perf_counter() - t0, 1), "skipped": False}
             result = _jsonable(result)
             io.write_json(marker, {"fingerprint": fp, "result": result, "timing": timing})
-            self.results[_key(st.name)] = _merge(self.results.get(_key(st.name)), st.name, result)
-            self.timings[st.name] = timing
+            study.results[_key(st.name)] = _merge(study.results.get(_key(st.name)), st.name, result)
+            study.timings[st.name] = timing
             console.print(f"      {st.name} finished in {timing['seconds']:.0f} s")
         from gpt4llm.pipeline import report
 
         t0 = time.perf_counter()
-        self.timings["report"] = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                                  "seconds": 0.0, "skipped": False}
-        results = report.build(self, stages, total_seconds=time.perf_counter() - started)
-        self.timings["report"]["seconds"] = round(time.perf_counter() - t0, 1)
+        study.timings["report"] = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                   "seconds": 0.0, "skipped": False}
+        results = report.build(study, total_seconds=time.perf_counter() - started)
+        study.timings["report"]["seconds"] = round(time.perf_counter() - t0, 1)
         return results
 
 
@@ -498,11 +432,11 @@ def _merge(prev: dict | None, name: str, result: dict) -> dict:
     return out
 
 
-def run(file: str | Path, output_dir: Path | None = None, dry_run: bool = False, quiet: bool = False):
-    pipe, _ = load(file)
-    study = Study(pipe, Path(file), output_dir, quiet)
-    if dry_run:
+def run(cfg: RunSettings):
+    pipe, _ = load(cfg.pipeline)
+    study = Study.of(pipe, cfg.pipeline, cfg.output_dir)
+    if cfg.dry_run:
         from gpt4llm.pipeline.plan import dry_run as plan
 
         return plan(study)
-    return study.run()
+    return Runner(study, cfg.quiet).run()

@@ -1,5 +1,7 @@
-"""SFT data: Alpaca records -> token ids and labels with the template's mask, and the token
-statistics that ``--dry-run`` prints (examples, tokens, padding share, truncated, skipped)."""
+"""Training data: Alpaca records -> token ids and labels with the template's mask, the token
+statistics that ``--dry-run`` prints (examples, tokens, padding share, truncated, skipped), and
+the collators that turn examples into micro-batches (padded, or packed rows without
+cross-example attention)."""
 
 from __future__ import annotations
 
@@ -154,3 +156,73 @@ def split_batch(batch_size: int, per_device: int, world: int) -> int:
         raise UserError(f"--batch-size {batch_size} is not a multiple of --per-device-batch {per_device} x "
                         f"{world} processes; e.g. use --per-device-batch {math.gcd(batch_size, per_device) or 1}")
     return batch_size // denom
+
+
+# ---------------------------------------------------------------- collators (torch imported on call)
+
+
+class PaddedCollator:
+    """Right-padded micro-batches; pad positions get label -100 and attention 0."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]):
+        import torch
+
+        n = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), n), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(features), n), IGNORE_INDEX, dtype=torch.long)
+        attn = torch.zeros((len(features), n), dtype=torch.long)
+        for i, f in enumerate(features):
+            k = len(f["input_ids"])
+            ids[i, :k] = torch.tensor(f["input_ids"])
+            labels[i, :k] = torch.tensor(f["labels"])
+            attn[i, :k] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+
+class PackedRowsCollator:
+    """Padding-free micro-batches: examples end to end in rows, position ids restarting at 0 at
+    each example and no attention mask, so transformers masks attention block-diagonally and no
+    example sees another. How many rows is ``plan_rows``'s choice (one row with FlashAttention's
+    varlen kernels; with SDPA or eager attention as many as keep the L x L scores cheap). A row
+    shorter than the longest ends in a pad block of its own (label -100, positions from 0)."""
+
+    def __init__(self, pad_id: int, ratio: float):
+        self.pad_id, self.ratio = pad_id, ratio
+
+    def __call__(self, features: list[dict]):
+        import torch
+
+        rows = plan_rows([len(f["input_ids"]) for f in features], self.ratio)
+        width = max(sum(len(features[i]["input_ids"]) for i in row) for row in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        positions = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, row in enumerate(rows):
+            at = 0
+            for i in row:
+                k = len(features[i]["input_ids"])
+                ids[r, at:at + k] = torch.tensor(features[i]["input_ids"])
+                labels[r, at:at + k] = torch.tensor(features[i]["labels"])
+                positions[r, at:at + k] = torch.arange(k)
+                at += k
+            positions[r, at:] = torch.arange(width - at)
+        return {"input_ids": ids, "labels": labels, "position_ids": positions}
+
+
+def real_tokens(inputs: dict) -> int:
+    """Non-pad tokens of a micro-batch: the attention mask's ones; in packed rows, the tokens of
+    the segments (from one position id 0 to the next) that carry a label."""
+    import torch
+
+    if "attention_mask" in inputs:
+        return int(inputs["attention_mask"].sum())
+    if "position_ids" not in inputs or "labels" not in inputs:
+        return inputs["input_ids"].numel()
+    segment = (inputs["position_ids"] == 0).cumsum(-1)
+    segment = segment + torch.arange(segment.shape[0], device=segment.device)[:, None] * (segment.max() + 1)
+    labelled = torch.zeros(int(segment.max()) + 1, dtype=torch.bool, device=segment.device)
+    labelled[segment[inputs["labels"] != IGNORE_INDEX]] = True
+    return int(labelled[segment].sum())

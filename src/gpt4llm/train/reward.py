@@ -10,70 +10,47 @@ every response twice. ``--pointwise`` regresses the 1-10 score instead. The mode
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, ClassVar
 
-from gpt4llm.errors import UserError, require
+from pydantic import Field
+
+from gpt4llm.errors import UserError
 from gpt4llm.io import write_json
+from gpt4llm.settings import Opt
+from gpt4llm.train import common
 
 RM_FILE = "gpt4llm_rm.json"
 
 
-@dataclass
-class RMConfig:
-    data: str
+class RMSettings(common.TrainSettings):
+    """gpt4llm train rm: a reward model trained K-wise on scored comparisons (each response encoded once per step)."""
+
+    data: Annotated[str, Opt("-d", pipeline=True)]
     """Comparisons: gpt4llm compare output or the released comparison_data_v2.json."""
-    output_dir: Path
-    model: str = "local:smollm2-135m-instruct"
-    """Backbone: any causal LM (the paper: OPT-1.3B)."""
-    epochs: float = 1.0
-    learning_rate: float = 1e-5
-    """Not published by the paper; 1e-5 is the usual full fine-tuning rate for a 1B reward model."""
-    batch_size: int = 8
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the comparisons (not published by the paper)."""
+    learning_rate: Annotated[float, Field(gt=0), Opt("--lr")] = 1e-5
+    """Peak learning rate (not published; 1e-5 is the usual full fine-tuning rate for a 1B reward model)."""
+    batch_size: int = Field(8, ge=1)
     """Prompts (each with all its K responses) per optimizer step."""
-    per_device_batch: int = 4
-    max_length: int = 512
-    margin: float = 0.0
+    margin: float = Field(0.0, ge=0)
     """Scale of the score gap subtracted inside the sigmoid (0 = the paper's loss)."""
     pointwise: bool = False
-    """Regress the judge's score (MSE) instead of the pairwise loss."""
-    eval_split: float = 0.1
+    """Regress the judge's 1-10 score (MSE) instead of the pairwise loss."""
+    eval_split: float = Field(0.1, ge=0, lt=1)
     """Share of prompts held out for accuracy, Spearman and the reward-gap distribution."""
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: str = "all-linear"
-    qlora: bool = False
     merge: bool = True
     """With --lora: save merged weights, so transformers loads the reward model directly."""
-    gradient_checkpointing: bool = False
-    precision: str = "auto"
-    save_steps: int = 200
-    resume: bool = False
-    overwrite: bool = False
-    max_steps: int | None = None
-    limit: int | None = None
-    seed: int = 42
-    logging_steps: int = 10
-    report_to: str = "none"
-    deepspeed: str | None = None
-    quiet: bool = False
-    # SFT's loop helpers read these:
-    packing: bool = False
-    loss_norm: str = "token"
+    layers: int | None = Field(None, ge=1)
+    """Keep only the first N decoder layers of --model (a tiny reward model for smoke runs)."""
 
-    def fingerprint(self) -> str:
-        import hashlib
-
-        keys = ("data", "model", "epochs", "learning_rate", "batch_size", "per_device_batch", "max_length", "margin",
-                "pointwise", "eval_split", "lora", "seed", "limit")
-        return hashlib.sha256(json.dumps({k: str(getattr(self, k)) for k in keys}).encode()).hexdigest()[:16]
+    FINGERPRINT: ClassVar[tuple[str, ...]] = (
+        "data", "model", "epochs", "learning_rate", "batch_size", "per_device_batch", "max_length", "margin",
+        "pointwise", "eval_split", "lora", "seed", "limit", "layers")
 
 
 @dataclass
@@ -187,42 +164,43 @@ def evaluate(model, groups: list[dict], collator, batch: int = 8) -> dict:
             "reward_gap_p10_p50_p90": q}
 
 
-def run(cfg: RMConfig) -> RMResult:
+def truncated_base(model: str, layers: int, out: Path) -> Path:
+    """The first ``layers`` decoder layers of ``model``, saved once in ``out`` (a tiny backbone)."""
     import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from gpt4llm.train.loop import checkpointing_flag, last_checkpoint
-    from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments
+    if (out / "config.json").is_file():
+        return out
+    src, kwargs = common.model_source(model)
+    config = AutoConfig.from_pretrained(src, **kwargs)
+    if getattr(config, "num_hidden_layers", None) is None:
+        raise UserError(f"--layers: {model} has no num_hidden_layers to cut")
+    config.num_hidden_layers = min(layers, config.num_hidden_layers)
+    for key in ("layer_types",):  # per-layer lists must match the new depth
+        if isinstance(getattr(config, key, None), list):
+            setattr(config, key, getattr(config, key)[: config.num_hidden_layers])
+    m = AutoModelForCausalLM.from_pretrained(src, config=config, dtype=torch.float32, **kwargs)
+    tmp = out.with_name(out.name + ".tmp")
+    m.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(src, **kwargs).save_pretrained(tmp)
+    tmp.rename(out)
+    return out
+
+
+def run(cfg: RMSettings) -> RMResult:
+    import datasets
+    import torch
+    from transformers import Trainer
 
     from gpt4llm.pairs import load_comparisons
     from gpt4llm.templates import ALPACA
     from gpt4llm.train.data import split_batch
-    from gpt4llm.train.loop import add_pad_token, precision_flags
-    from gpt4llm.train.sft import _check_output_dir, load_tokenizer, model_source
 
-    if not 0 <= cfg.eval_split < 1:
-        raise UserError(f"--eval-split {cfg.eval_split}: must be in [0, 1)")
-    if cfg.report_to not in ("none", "tensorboard", "wandb"):
-        raise UserError(f"--report-to {cfg.report_to}: use none, tensorboard or wandb")
-    if cfg.report_to != "none":
-        require(cfg.report_to, f"--report-to {cfg.report_to}")
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cfg.check()
+    world = common.world_size()
     accumulation = split_batch(cfg.batch_size, cfg.per_device_batch, world)
     comparisons = load_comparisons(cfg.data)[: cfg.limit] if cfg.limit else load_comparisons(cfg.data)
-    tok = load_tokenizer(cfg.model)
-    source, kw = model_source(cfg.model)
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, dtype=torch.float32, **kw)
-    except (ValueError, KeyError) as e:
-        raise UserError(f"--model {cfg.model}: cannot be a reward model backbone ({str(e).splitlines()[0]}); "
-                        "use a causal LM checkpoint (OPT, LLaMA, Qwen, SmolLM2...)") from e
-    add_pad_token(tok, model)
-    model.config.pad_token_id = tok.pad_token_id
-    if cfg.lora or cfg.qlora:
-        from peft import LoraConfig, get_peft_model
-
-        targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                 target_modules=targets, task_type="SEQ_CLS"))
+    tok = common.load_tokenizer(cfg.model)
     groups, st = encode_groups(comparisons, tok, cfg.max_length)
     rng = random.Random(cfg.seed)
     order = list(range(len(groups)))
@@ -232,11 +210,14 @@ def run(cfg: RMConfig) -> RMResult:
     split = f"{cfg.batch_size} prompts = {cfg.per_device_batch} per device x {accumulation} accumulation x {world} processes"
     result = RMResult(cfg.output_dir, len(groups), sum(len(g["scores"]) * (len(g["scores"]) - 1) // 2 for g in groups)
                       - st["ties"], st["ties"], st["truncated"], split)
-    main = int(os.environ.get("RANK", "0")) == 0
-    if main:
-        _check_output_dir(cfg)  # the same rule as SFT: refuse another run unless --resume/--overwrite
-        cfg.output_dir.mkdir(parents=True, exist_ok=True)
-        write_json(cfg.output_dir / "gpt4llm_train.json", {"fingerprint": cfg.fingerprint(), "status": "running"})
+    if cfg.dry_run:
+        return result
+    backbone = cfg.model
+    if cfg.layers:  # the backbone cut to its first layers (same tokenizer), beside the output directory
+        base = cfg.output_dir.with_name(f"{cfg.output_dir.name}-base-{cfg.layers}-layers")
+        backbone = f"local:{truncated_base(cfg.model, cfg.layers, base)}"
+    model = common.load_model(cfg, tok, "AutoModelForSequenceClassification", name=backbone, num_labels=1)
+    common.start_run(cfg)
     collator = GroupCollator(tok.pad_token_id)
 
     class RMTrainer(Trainer):
@@ -248,36 +229,22 @@ def run(cfg: RMConfig) -> RMResult:
                 loss = kwise_loss(r, inputs["scores"], inputs["group_of"], cfg.margin)
             return (loss, r) if return_outputs else loss
 
-    import datasets
-
-    args = TrainingArguments(
-        output_dir=str(cfg.output_dir), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
-        lr_scheduler_type="cosine", warmup_steps=0.03, per_device_train_batch_size=cfg.per_device_batch,
-        gradient_accumulation_steps=accumulation, max_steps=cfg.max_steps or -1, save_strategy="steps",
-        save_steps=cfg.save_steps, save_total_limit=3, logging_steps=cfg.logging_steps, seed=cfg.seed,
-        data_seed=cfg.seed, **checkpointing_flag(cfg.gradient_checkpointing),
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to], train_sampling_strategy="group_by_length",
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=cfg.quiet, deepspeed=cfg.deepspeed,
-        use_cpu=not torch.cuda.is_available(), **precision_flags(cfg.precision))
+    args = common.training_args(cfg, cfg.epochs, cfg.learning_rate, accumulation,
+                                train_sampling_strategy="group_by_length")
     trainer = RMTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(train_groups),
                         data_collator=collator)
+    common.quiet_trainer(trainer, cfg.quiet)
     trainer.loss_is_scaled_for_ga = False
     t0 = time.perf_counter()
-
-    out = trainer.train(resume_from_checkpoint=last_checkpoint(cfg.output_dir) if cfg.resume else None)
+    out = common.train(trainer, cfg)
     result.steps, result.seconds = out.global_step, time.perf_counter() - t0
-    model = trainer.model
-    if cfg.lora or cfg.qlora:
-        model = model.merge_and_unload() if cfg.merge else model
+    model = common.save_model(cfg, trainer, tok, ALPACA, merge=cfg.merge)
     result.metrics = evaluate(model, held, collator) if held else {}
-    if main:
-        model.save_pretrained(cfg.output_dir)
-        tok.save_pretrained(cfg.output_dir)
-        ALPACA.save(cfg.output_dir)
-        meta = {"fingerprint": cfg.fingerprint(), "status": "done", "kind": "reward_model",
-                "config": {k: str(v) for k, v in asdict(cfg).items()}, "groups": result.groups,
-                "pairs": result.pairs, "ties": result.ties, "truncated": result.truncated, "held_out": len(held),
-                "metrics": result.metrics, "steps": result.steps, "log_history": trainer.state.log_history}
-        write_json(cfg.output_dir / "gpt4llm_train.json", meta)
+    if common.is_main_process():
+        common.write_meta(cfg.output_dir, {
+            "fingerprint": cfg.fingerprint(), "status": "done", "kind": "reward_model", "config": common.config_dict(cfg),
+            "groups": result.groups, "pairs": result.pairs, "ties": result.ties, "truncated": result.truncated,
+            "held_out": len(held), "metrics": result.metrics, "steps": result.steps,
+            "log_history": trainer.state.log_history})
         write_json(cfg.output_dir / RM_FILE, {"metrics": result.metrics})
     return result

@@ -4,109 +4,61 @@ Load: Alpaca records with the teacher's ``output``; encode them with the templat
 on output + EOS only). Do: train with transformers' ``Trainer`` (so ``accelerate launch`` runs
 it under DDP, FSDP or DeepSpeed unchanged), padding-free packing by default (a micro-batch is
 its examples end to end in one or a few rows with position ids restarting at 0; attention never
-crosses examples),
-example-mean loss as in the paper's per-device batch of 1. Write: a standard HF checkpoint
-(model + tokenizer + ``gpt4llm_template.json`` + ``gpt4llm_train.json``) that transformers,
-vLLM, ``gpt4llm serve`` and ``gpt4llm answer`` load directly.
+crosses examples), example-mean loss as in the paper's per-device batch of 1. Write: a standard
+HF checkpoint (model + tokenizer + ``gpt4llm_template.json`` + ``gpt4llm_train.json``) that
+transformers, vLLM, ``gpt4llm serve`` and ``gpt4llm answer`` load directly.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, ClassVar, Literal
 
-from gpt4llm.errors import UserError, require
-from gpt4llm.io import write_json
+from pydantic import Field
+
+from gpt4llm.errors import UserError
+from gpt4llm.settings import Opt
 from gpt4llm.templates import IGNORE_INDEX, TEMPLATES
-from gpt4llm.train.data import DataStats, attention_ratio, encode_all, load_sft_records, padding_share, render_example, split_batch
+from gpt4llm.train import common
+from gpt4llm.train.data import (DataStats, PackedRowsCollator, PaddedCollator, attention_ratio, encode_all,
+                                load_sft_records, padding_share, real_tokens, render_example, split_batch)
 
 log = logging.getLogger(__name__)
-TRAIN_FILE = "gpt4llm_train.json"
 
 
-@dataclass
-class SFTConfig:
-    data: str
-    """Alpaca records with `output` (what gpt4llm generate writes): .json/.jsonl/.parquet/hf:."""
-    output_dir: Path
-    """Where the checkpoint goes; checkpoints every --save-steps land in it too."""
-    model: str = "local:smollm2-135m-instruct"
-    """Base model: local:NAME|PATH, a checkpoint dir, or a hub id."""
-    template: str = "alpaca"
+class SFTSettings(common.TrainSettings):
+    """gpt4llm train sft: fine-tune a student on the teacher's answers with the Alpaca recipe."""
+
+    data: Annotated[str, Opt("-d", pipeline=True)]
+    """Alpaca records with output (what gpt4llm generate writes): .json/.jsonl/.parquet/hf:."""
+    template: Literal["alpaca", "chat"] = "alpaca"
     """alpaca (the paper's prompt; target = output + EOS) or chat (the tokenizer's chat template)."""
-    epochs: float = 3.0
+    epochs: float = Field(3.0, gt=0)
     """Passes over the data (paper: 3)."""
-    learning_rate: float = 2e-5
+    learning_rate: Annotated[float, Field(gt=0), Opt("--lr")] = 2e-5
     """Peak learning rate (paper: 2e-5)."""
-    scheduler: str = "cosine"
-    """LR schedule after warm-up (paper: cosine)."""
-    warmup_ratio: float = 0.03
-    """Share of steps of linear warm-up (paper: 0.03)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay (paper: 0)."""
-    batch_size: int = 64
+    batch_size: int = Field(64, ge=1)
     """Effective batch in examples = per-device batch x accumulation x processes (paper: 64)."""
-    per_device_batch: int = 4
-    """Examples per micro-batch on each device; more is faster until memory runs out."""
-    max_length: int = 512
-    """Tokens per example (paper: 512); longer ones are truncated or skipped, and counted."""
-    overlong: str = "truncate"
-    """truncate or skip examples longer than max_length."""
+    overlong: Literal["truncate", "skip"] = "truncate"
+    """truncate or skip examples longer than --max-length (counted either way)."""
     packing: bool = True
     """Padding-free micro-batches (no pad tokens, no cross-example attention); else padded batches."""
     group_by_length: bool = True
     """Batch examples of similar length together (less padding when not packing)."""
-    loss_norm: str = "example"
+    loss_norm: Literal["example", "token"] = "example"
     """example: mean over examples of their mean token loss (the paper, per-device batch 1); token: mean over all target tokens."""
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, about 30% slower."""
-    precision: str = "auto"
-    """auto (bf16 on a GPU that has it, fp16 on other GPUs, fp32 on CPU), bf16, fp16 or fp32."""
-    lora: bool = False
-    """Train LoRA adapters (PEFT) instead of all weights."""
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    lora_targets: str = "all-linear"
-    """Modules that get adapters (comma list or all-linear)."""
-    qlora: bool = False
-    """Load the base in 4-bit (bitsandbytes, CUDA only) and train LoRA on it."""
     merge: bool = False
     """With --lora: save the merged full weights instead of the adapter."""
-    save_steps: int = 200
-    """Checkpoint every N optimizer steps (paper: 200)."""
-    save_total_limit: int | None = 3
-    resume: bool = False
-    """Continue from the last checkpoint in output_dir, mid-epoch, with the same data order."""
-    overwrite: bool = False
-    """Replace a different run already in output_dir."""
-    max_steps: int | None = None
-    """Stop after N optimizer steps (smoke runs); a complete checkpoint is still saved."""
-    limit: int | None = None
-    """Train on the first N records only."""
-    seed: int = 42
-    logging_steps: int = 10
-    report_to: str = "none"
-    """none, tensorboard or wandb (when installed)."""
-    deepspeed: str | None = None
-    """A DeepSpeed JSON config (e.g. configs/deepspeed/zero3_offload.json, the paper's ZeRO-3 offload)."""
-    dry_run: bool = False
-    """Prepare the data, print token statistics, train nothing."""
-    quiet: bool = False
+    launcher: Annotated[str | None, Opt(cli=False)] = None
+    """Pipeline: how training is launched at scale, shown in the plan (e.g. accelerate launch --config_file ...)."""
 
-    def fingerprint(self) -> str:
-        """What makes two runs the same run (so --resume may continue it)."""
-        keys = ("data", "model", "template", "epochs", "learning_rate", "scheduler", "warmup_ratio", "weight_decay",
-                "batch_size", "per_device_batch", "max_length", "overlong", "packing", "loss_norm", "lora", "lora_r",
-                "seed", "limit")
-        return hashlib.sha256(json.dumps({k: str(getattr(self, k)) for k in keys}).encode()).hexdigest()[:16]
+    FINGERPRINT: ClassVar[tuple[str, ...]] = (
+        "data", "model", "template", "epochs", "learning_rate", "scheduler", "warmup_ratio", "weight_decay",
+        "batch_size", "per_device_batch", "max_length", "overlong", "packing", "loss_norm", "lora", "lora_r", "seed",
+        "limit")
 
 
 @dataclass
@@ -121,19 +73,57 @@ class SFTResult:
     log_history: list = field(default_factory=list)
 
 
-def model_source(name: str) -> tuple[str, dict]:
-    """local:NAME|PATH, a directory, or a hub id -> (from_pretrained path, extra kwargs)."""
-    from gpt4llm.backends import EMBEDDED
-    from gpt4llm.backends.local import load_model, resolve
+def example_mean_loss(logits, labels, position_ids):
+    """Mean over the micro-batch's examples of each example's mean token loss.
 
-    name = name.removeprefix("local:")
-    source, _ = resolve(name)
-    if name == EMBEDDED and source.endswith(".gguf"):
-        load_model(name)  # the first load writes the dequantized safetensors cache; train from that
-        source, _ = resolve(name)
-    if source.endswith(".gguf"):
-        return os.path.dirname(source), {"gguf_file": os.path.basename(source)}
-    return source, {}
+    In a packed row, example k's tokens are those after the k-th position id 0.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    # Shift the labels, not the logits: slicing [B, T, vocab] logits would copy them (and their
+    # gradient), the largest tensors of a step for a 49K-token vocabulary.
+    target = F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]
+    ce = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE_INDEX,
+                         reduction="none").view(target.shape)
+    mask = target != IGNORE_INDEX
+    if position_ids is not None:
+        starts = (position_ids == 0).cumsum(-1)
+        example = torch.cat([starts[:, 1:], starts[:, -1:]], dim=1)  # target t is the token at t + 1
+        example = example + torch.arange(example.shape[0], device=example.device)[:, None] * (example.max() + 1)
+    else:
+        example = torch.arange(target.shape[0], device=target.device)[:, None].expand_as(target)
+    example = example.reshape(-1)[mask.reshape(-1)]
+    n = int(example.max()) + 1 if example.numel() else 1
+    sums = torch.zeros(n, device=ce.device).index_add_(0, example, ce.reshape(-1)[mask.reshape(-1)])
+    counts = torch.zeros(n, device=ce.device).index_add_(0, example, torch.ones_like(example, dtype=torch.float))
+    present = counts > 0
+    return (sums[present] / counts[present]).mean()
+
+
+def make_trainer_class(loss_norm: str):
+    import torch
+    from transformers import Trainer
+
+    class SFTTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # No KV cache in training: transformers reads packed rows' position ids (block-diagonal
+            # attention) only without one; Trainer sets config.use_cache=False, this holds either way.
+            inputs = {**inputs, "use_cache": False}
+            if loss_norm == "token":
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = example_mean_loss(outputs.logits, labels, inputs.get("position_ids"))
+            return (loss, outputs) if return_outputs else loss
+
+        def _track_num_input_tokens(self, inputs):  # the trained tokens, pad blocks of packed rows excluded
+            if self.args.include_num_input_tokens_seen != "non_padding":
+                return super()._track_num_input_tokens(inputs)
+            count = torch.as_tensor(real_tokens(inputs), device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(count).sum().item()
+
+    return SFTTrainer
 
 
 def _attention_ratio(name: str) -> float:
@@ -141,57 +131,22 @@ def _attention_ratio(name: str) -> float:
     from transformers import AutoConfig
 
     try:
-        source, kw = model_source(name)
+        source, kw = common.model_source(name)
         return attention_ratio(AutoConfig.from_pretrained(source, **kw))
     except Exception as e:  # a hub id offline, or an architecture without these fields: predict one row
         log.debug("no attention ratio for %s: %s", name, e)
         return 0.0
 
 
-def load_tokenizer(name: str):
-    from transformers import AutoTokenizer
-
-    source, kw = model_source(name)
-    try:
-        return AutoTokenizer.from_pretrained(source, **kw)
-    except Exception as e:
-        raise UserError(f"--model {name}: cannot load the tokenizer ({type(e).__name__}: {str(e).splitlines()[0]})") from e
-
-
-def _check_output_dir(cfg: SFTConfig) -> None:
-    d = cfg.output_dir
-    if not d.exists() or not any(d.iterdir()):
-        return
-    meta = d / TRAIN_FILE
-    same = meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == cfg.fingerprint()
-    if cfg.overwrite:
-        shutil.rmtree(d)
-    elif cfg.resume:
-        if not same:
-            raise UserError(f"{d}: holds a different run (other data or settings); --resume continues only the "
-                            "same run; use --overwrite to replace it")
-    else:
-        raise UserError(f"{d}: already holds a run; pass --resume to continue it or --overwrite to replace it")
-
-
-def run(cfg: SFTConfig) -> SFTResult:
-    if cfg.template not in TEMPLATES:
-        raise UserError(f"--template {cfg.template}: use one of {', '.join(TEMPLATES)}")
-    if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
-        raise UserError(f"--deepspeed {cfg.deepspeed}: file not found")
-    if cfg.loss_norm not in ("example", "token"):
-        raise UserError(f"--loss-norm {cfg.loss_norm}: use example or token")
-    if cfg.report_to not in ("none", "tensorboard", "wandb"):
-        raise UserError(f"--report-to {cfg.report_to}: use none, tensorboard or wandb")
-    if cfg.report_to != "none":
-        require(cfg.report_to, f"--report-to {cfg.report_to}")
+def run(cfg: SFTSettings) -> SFTResult:
+    cfg.check()
     template = TEMPLATES[cfg.template]
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = common.world_size()
     accumulation = split_batch(cfg.batch_size, cfg.per_device_batch, world)
     split = (f"{cfg.batch_size} = {cfg.per_device_batch} per device x {accumulation} accumulation x "
              f"{world} process{'es' if world > 1 else ''}")
     records = load_sft_records(cfg.data)[: cfg.limit] if cfg.limit else load_sft_records(cfg.data)
-    tok = load_tokenizer(cfg.model)
+    tok = common.load_tokenizer(cfg.model)
     if cfg.template == "chat" and not tok.chat_template:
         raise UserError(f"--template chat: {cfg.model} has no chat template; use --template alpaca")
     examples, stats = encode_all(records, tok, template, cfg.max_length, cfg.overlong)
@@ -201,21 +156,35 @@ def run(cfg: SFTConfig) -> SFTResult:
     result = SFTResult(cfg.output_dir, stats, render_example(tok, examples[0]), split)
     if cfg.dry_run:
         return result
-    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun/accelerate, rank 0 owns the files
-    if main_process:
-        _check_output_dir(cfg)
-        cfg.output_dir.mkdir(parents=True, exist_ok=True)
-        # Written first, so a killed run can be recognised and resumed.
-        write_json(cfg.output_dir / TRAIN_FILE, {"fingerprint": cfg.fingerprint(), "status": "running"})
+    common.start_run(cfg)
     t0 = time.perf_counter()
-    from gpt4llm.train.loop import train
-
-    train(cfg, tok, template, examples, accumulation, result)
+    _train(cfg, tok, template, examples, accumulation, result)
     result.seconds = time.perf_counter() - t0
-    if not main_process:
-        return result
-    meta = {"fingerprint": cfg.fingerprint(), "status": "done", "config": {k: str(v) for k, v in asdict(cfg).items()},
+    if common.is_main_process():
+        common.write_meta(cfg.output_dir, {
+            "fingerprint": cfg.fingerprint(), "status": "done", "config": common.config_dict(cfg),
             "data_stats": stats.as_dict(), "effective_batch": split, "steps": result.steps,
-            "train_loss": result.train_loss, "seconds": round(result.seconds, 1), "log_history": result.log_history}
-    write_json(cfg.output_dir / TRAIN_FILE, meta)
+            "train_loss": result.train_loss, "seconds": round(result.seconds, 1), "log_history": result.log_history})
     return result
+
+
+def _train(cfg: SFTSettings, tok, template, examples: list[dict], accumulation: int, result: SFTResult) -> None:
+    import datasets
+
+    model = common.load_model(cfg, tok)
+    args = common.training_args(cfg, cfg.epochs, cfg.learning_rate, accumulation,
+                                train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+                                include_num_input_tokens_seen="non_padding")
+    flash = str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
+    collator = (PackedRowsCollator(tok.pad_token_id, 0.0 if flash else attention_ratio(model.config)) if cfg.packing
+                else PaddedCollator(tok.pad_token_id))
+    trainer = make_trainer_class(cfg.loss_norm)(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(examples), data_collator=collator,
+        callbacks=[common.tokens_per_second_callback()])
+    common.quiet_trainer(trainer, cfg.quiet)
+    if cfg.loss_norm == "example":
+        trainer.loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: divide by accumulation
+    out = common.train(trainer, cfg)
+    result.steps, result.train_loss = out.global_step, out.training_loss
+    result.log_history = trainer.state.log_history
+    common.save_model(cfg, trainer, tok, template, merge=cfg.merge)
