@@ -15,41 +15,15 @@ from typing import Annotated
 import typer
 
 from gpt4llm import __version__
-from gpt4llm.compare import CompareSettings, ReportSettings
-from gpt4llm.eval.answer import AnswerSettings
-from gpt4llm.eval.benchmarks import DownloadSettings
-from gpt4llm.eval.human import ResultsSettings, ServeSettings as HumanServeSettings
-from gpt4llm.eval.judge import JudgeSettings
-from gpt4llm.eval.rank import RankSettings
-from gpt4llm.eval.rouge import RougeSettings
-from gpt4llm.generate import GenerateSettings
-from gpt4llm.merge import MergeSettings
-from gpt4llm.pairs import ExportSettings
-from gpt4llm.pipeline.run import RunSettings
-from gpt4llm.plots import PaperFiguresSettings
-from gpt4llm.self_instruct import SelfInstructSettings
-from gpt4llm.serve import ServeSettings
-from gpt4llm.stage import errors_path
-from gpt4llm.settings import command
-from gpt4llm.stats import StatsSettings
-from gpt4llm.summaries import (answer_text, compare_text, finish_calls, generate_text, human_results_text, judge_run_text,
-                                judge_text, plan_text, report_text, rm_text, rouge_text, sft_text, stats_text, translate_text)
-from gpt4llm.train.reward import RMSettings
-from gpt4llm.train.sft import SFTSettings
-from gpt4llm.translate import TranslateSettings
+from gpt4llm.settings import group, lazy_group_class, register
+from gpt4llm.summaries import (answer_text, compare_text, dpo_text, export_text, finish_calls, generate_text,
+                                human_results_text, judge_run_text, judge_text, plan_text, report_text, rm_text,
+                                rouge_text, sft_text, stats_text, translate_text)
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Instruction tuning with a teacher LLM, as in 'Instruction Tuning with GPT-4'.")
-train_app = typer.Typer(no_args_is_help=True, help="Train the student (sft) or the reward model (rm).")
-compare_app = typer.Typer(help="Score K models' responses with a judge (the paper's comparison data).")
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate as the paper did: LLM judge, ROUGE by length, human HHH.")
-human_app = typer.Typer(no_args_is_help=True, help="The paper's human evaluation (HHH) on a local web page.")
-bench_app = typer.Typer(no_args_is_help=True, help="Named benchmarks: vicuna80, user-oriented-252, unnatural-instructions.")
-plots_app = typer.Typer(no_args_is_help=True, help="Figures.")
-for sub, name in ((train_app, "train"), (compare_app, "compare"), (eval_app, "eval"), (bench_app, "benchmarks"),
-                  (plots_app, "plots")):
-    app.add_typer(sub, name=name)
-eval_app.add_typer(human_app, name="human")
+# Commands are made on first use (gpt4llm.settings.register): `gpt4llm --help` imports no stage.
+# Plain help pages (rich_markup_mode None): click's layout, and no rich to import before they print.
+app = typer.Typer(cls=lazy_group_class(), add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, help="Instruction tuning with a teacher LLM, as in 'Instruction Tuning with GPT-4'.")
 
 
 def _version(value: bool) -> None:
@@ -66,7 +40,7 @@ def _main(
     pass
 
 
-@command(app, "generate", GenerateSettings)
+@register("generate", "gpt4llm.generate:GenerateSettings")
 def generate(cfg: GenerateSettings) -> None:
     """Answer instructions with a teacher model (the paper's Algorithm 1)."""
     from gpt4llm import generate as stage
@@ -79,7 +53,7 @@ def generate(cfg: GenerateSettings) -> None:
     finish_calls("generate", s.calls, s.failed, s.errors_file, not_run=s.not_run)
 
 
-@command(app, "translate", TranslateSettings)
+@register("translate", "gpt4llm.translate:TranslateSettings")
 def translate(cfg: TranslateSettings) -> None:
     """Translate instructions and inputs (the paper's Chinese data), keeping code, numbers and placeholders."""
     from gpt4llm import translate as stage
@@ -89,10 +63,10 @@ def translate(cfg: TranslateSettings) -> None:
     if isinstance(s, Plan):
         return typer.echo(plan_text(s, cfg.translator))
     typer.echo(translate_text(s))
-    finish_calls("translate", s.calls, s.failed, errors_path(s.output), what="records (failed calls or lost spans)")
+    finish_calls("translate", s.calls, s.failed, None, output=s.output, what="records (failed calls or lost spans)")
 
 
-@command(app, "self-instruct", SelfInstructSettings)
+@register("self-instruct", "gpt4llm.self_instruct:SelfInstructSettings")
 def self_instruct(cfg: SelfInstructSettings) -> None:
     """New instructions from seed tasks, with Alpaca's filters and the ROUGE-L < 0.7 rule."""
     from gpt4llm import self_instruct as stage
@@ -106,7 +80,7 @@ def self_instruct(cfg: SelfInstructSettings) -> None:
         finish_calls("self-instruct", None, r["call_failures"], "the journal", what=f"of {r['rounds']} rounds' calls")
 
 
-@command(app, "merge", MergeSettings)
+@register("merge", "gpt4llm.merge:MergeSettings")
 def merge(cfg: MergeSettings) -> None:
     """Join the outputs of --shard i/n runs (ids must agree; input order with --input)."""
     from gpt4llm import merge as stage
@@ -116,7 +90,10 @@ def merge(cfg: MergeSettings) -> None:
                + (f", {r['errors']} errors" if r["errors"] else ""))
 
 
-@command(train_app, "sft", SFTSettings)
+group("train", "Train the student (sft, dpo) or the reward model (rm).")
+
+
+@register("train sft", "gpt4llm.train.sft:SFTSettings")
 def train_sft(cfg: SFTSettings) -> None:
     """Fine-tune a student on the teacher's answers with the Alpaca recipe."""
     from gpt4llm.train import sft
@@ -124,7 +101,7 @@ def train_sft(cfg: SFTSettings) -> None:
     typer.echo(sft_text(sft.run(cfg), cfg.dry_run))
 
 
-@command(train_app, "rm", RMSettings)
+@register("train rm", "gpt4llm.train.reward:RMSettings")
 def train_rm(cfg: RMSettings) -> None:
     """Train a reward model K-wise on scored comparisons (each response encoded once per step)."""
     from gpt4llm.train import reward
@@ -132,7 +109,15 @@ def train_rm(cfg: RMSettings) -> None:
     typer.echo(rm_text(reward.run(cfg), cfg.dry_run))
 
 
-@command(app, "answer", AnswerSettings)
+@register("train dpo", "gpt4llm.train.dpo:DPOSettings")
+def train_dpo(cfg: DPOSettings) -> None:
+    """Train the student on scored comparisons directly: DPO on best vs worst, on all pairs, or Plackett-Luce."""
+    from gpt4llm.train import dpo
+
+    typer.echo(dpo_text(dpo.run(cfg), cfg.dry_run))
+
+
+@register("answer", "gpt4llm.eval.answer:AnswerSettings")
 def answer(cfg: AnswerSettings) -> None:
     """Answer a question set with a model, N samples per question if asked (FastChat answer format)."""
     from gpt4llm.calls import Plan
@@ -142,30 +127,28 @@ def answer(cfg: AnswerSettings) -> None:
     if isinstance(s, Plan):
         return typer.echo(plan_text(s, cfg.model))
     typer.echo(answer_text(s))
-    finish_calls("answer", s.calls, s.failed, errors_path(s.output))
+    finish_calls("answer", s.calls, s.failed, None, output=s.output)
 
 
-@command(compare_app, None, CompareSettings, callback=True)
+@register("compare", "gpt4llm.compare:CompareSettings", callback=True)
 def compare(ctx: typer.Context, cfg: CompareSettings) -> None:
     """Score each response on its own, 1-10, with the paper's rating prompt; write v2 + a quality report."""
     from gpt4llm import compare as stage
 
     s = stage.run(cfg)
     typer.echo(compare_text(s))
-    finish_calls("compare", s.calls, s.call_failures, errors_path(s.output))
+    finish_calls("compare", s.calls, s.call_failures, None, output=s.output)
 
 
-@command(compare_app, "export", ExportSettings)
+@register("compare export", "gpt4llm.pairs:ExportSettings")
 def compare_export(cfg: ExportSettings) -> None:
     """All C(K,2) preference pairs with s_l < s_h; ties and identical texts give no pair (counted)."""
     from gpt4llm import pairs
 
-    st = pairs.export(cfg.input, cfg.to, cfg.output)
-    typer.echo(f"wrote {st.pairs} pairs from {st.prompts} prompts to {cfg.output}; ties {st.ties}, identical texts "
-               f"{st.identical}, prompts without a pair {st.prompts_without_pairs}")
+    typer.echo(export_text(pairs.export(cfg.input, cfg.to, cfg.output), cfg.output))
 
 
-@command(compare_app, "report", ReportSettings)
+@register("compare report", "gpt4llm.compare:ReportSettings")
 def compare_report(cfg: ReportSettings) -> None:
     """The quality report and score-KDE figure of a comparison file or a dict of score lists."""
     from gpt4llm import compare as stage
@@ -175,7 +158,7 @@ def compare_report(cfg: ReportSettings) -> None:
     typer.echo("wrote " + ", ".join(map(str, files)))
 
 
-@command(app, "rank", RankSettings)
+@register("rank", "gpt4llm.eval.rank:RankSettings")
 def rank(cfg: RankSettings) -> None:
     """Score sampled answers with a reward model: reward and rank per answer, best-of-N, ranking groups."""
     from gpt4llm.eval import rank as stage
@@ -185,7 +168,10 @@ def rank(cfg: RankSettings) -> None:
                f"wrote {s['written']} to {cfg.output}")
 
 
-@command(eval_app, "judge", JudgeSettings)
+group("eval", "Evaluate as the paper did: LLM judge, ROUGE by length, human HHH.")
+
+
+@register("eval judge", "gpt4llm.eval.judge:JudgeSettings")
 def eval_judge(cfg: JudgeSettings) -> None:
     """Judge answers against a reference with Vicuna's reviewer; the paper's score sums and ratio."""
     from pathlib import Path
@@ -199,10 +185,10 @@ def eval_judge(cfg: JudgeSettings) -> None:
         return typer.echo(judge_text(Path(cfg.import_reviews).stem, s))
     s = stage.run(cfg)
     typer.echo(judge_run_text(s))
-    finish_calls("eval judge", s.calls, s.call_failures, errors_path(s.output))
+    finish_calls("eval judge", s.calls, s.call_failures, None, output=s.output)
 
 
-@command(eval_app, "rouge", RougeSettings)
+@register("eval rouge", "gpt4llm.eval.rouge:RougeSettings")
 def eval_rouge(cfg: RougeSettings) -> None:
     """ROUGE-1/2/L F of answers against the ground truth, by ground-truth length (0-2, 3-5, 6-10, >10, all)."""
     from gpt4llm.eval import rouge as stage
@@ -210,25 +196,32 @@ def eval_rouge(cfg: RougeSettings) -> None:
     typer.echo(rouge_text(stage.run(cfg), cfg.output))
 
 
-@bench_app.command("list")
+group("benchmarks", "Named benchmarks and the paper's released datasets (list, download).")
+
+
+@register("benchmarks list")
 def benchmarks_list() -> None:
-    """The named benchmarks and whether each is in the cache."""
+    """The named benchmarks and datasets, and whether each is in the cache."""
     from gpt4llm.eval import benchmarks as b
 
     for x in b.BENCHMARKS.values():
         here = (b.cache_dir() / x.filename).is_file()
-        typer.echo(f"{x.name:<24} {'cached' if here else 'not cached':<11} {x.description}")
+        typer.echo(f"{x.name:<24} {x.kind:<10} {'cached' if here else 'not cached':<11} {x.description}")
 
 
-@command(bench_app, "download", DownloadSettings)
+@register("benchmarks download", "gpt4llm.eval.benchmarks:DownloadSettings")
 def benchmarks_download(cfg: DownloadSettings) -> None:
     """Download a benchmark into the cache (checksum-checked), or install it from --path."""
     from gpt4llm.eval import benchmarks as b
 
-    typer.echo(f"{cfg.name}: {b.download(cfg.name, cfg.path)}")
+    typer.echo(f"{cfg.name}: {b.download(cfg.name, cfg.path, verify=not cfg.no_verify)}"
+               + (" (unverified: not the canonical file)" if cfg.no_verify else ""))
 
 
-@command(human_app, "serve", HumanServeSettings)
+group("eval human", "The paper's human evaluation (HHH) on a local web page.")
+
+
+@register("eval human serve", "gpt4llm.eval.human:ServeSettings")
 def human_serve(cfg: HumanServeSettings) -> None:
     """Serve the annotation page: two anonymized responses, A / B / tie for Helpfulness, Honesty, Harmlessness."""
     from gpt4llm.eval import human
@@ -236,7 +229,7 @@ def human_serve(cfg: HumanServeSettings) -> None:
     human.serve(cfg, lambda name, link: typer.echo(f"{name}: {link}"))
 
 
-@command(human_app, "results", ResultsSettings)
+@register("eval human results", "gpt4llm.eval.human:ResultsSettings")
 def human_results(cfg: ResultsSettings) -> None:
     """Win / lose / tie per criterion, Fleiss' kappa, and the paper's three pie charts."""
     from gpt4llm.eval import human
@@ -244,7 +237,7 @@ def human_results(cfg: ResultsSettings) -> None:
     typer.echo(human_results_text(human.results(cfg.db, cfg.output_dir), cfg.output_dir))
 
 
-@command(app, "stats", StatsSettings)
+@register("stats", "gpt4llm.stats:StatsSettings")
 def stats(cfg: StatsSettings) -> None:
     """The paper's data statistics: verb-noun pairs, sunburst, output lengths, score distributions."""
     from gpt4llm import stats as stage
@@ -252,7 +245,7 @@ def stats(cfg: StatsSettings) -> None:
     typer.echo(stats_text(stage.run(cfg)))
 
 
-@command(app, "serve", ServeSettings)
+@register("serve", "gpt4llm.serve:ServeSettings")
 def serve(cfg: ServeSettings) -> None:
     """An OpenAI-compatible server (/v1/chat/completions, /v1/completions, /v1/models) batching concurrent callers."""
     from gpt4llm import serve as stage
@@ -260,7 +253,7 @@ def serve(cfg: ServeSettings) -> None:
     stage.run(cfg, lambda name: typer.echo(f"serving {name} on http://{cfg.host}:{cfg.port}/v1", err=True))
 
 
-@command(app, "run", RunSettings)
+@register("run", "gpt4llm.pipeline:RunSettings")
 def run_pipeline(cfg: RunSettings) -> None:
     """The whole study from one file: generate, compare, train sft/rm, answer, rank, judge, rouge, stats, report."""
     from pathlib import Path
@@ -278,7 +271,10 @@ def run_pipeline(cfg: RunSettings) -> None:
     typer.echo(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
 
 
-@command(plots_app, "paper", PaperFiguresSettings)
+group("plots", "Figures.")
+
+
+@register("plots paper", "gpt4llm.plots:PaperFiguresSettings")
 def plots_paper(cfg: PaperFiguresSettings) -> None:
     """Redraw the paper's figures from its published numbers (judge, ranking groups, Chinese, ROUGE, HHH)."""
     from gpt4llm import plots

@@ -173,7 +173,7 @@ def run(cfg: CompareSettings) -> CompareSummary:
         raise UserError("compare needs --instructions, --responses (2 or more) and --output")
     questions = load_questions(cfg.instructions)
     sources = load_sources(cfg, questions)
-    backend = open_backend(cfg.judge, "--judge", cfg.backend, bulk=True, quiet=cfg.quiet)
+    backend = open_backend(cfg.judge, "--judge", cfg.backend, bulk=True, quiet=cfg.quiet, output=cfg.output)
     # Per prompt: the responses to score, identical texts once (the first source keeps it).
     items, identical = [], Counter()
     for q in questions:
@@ -202,7 +202,7 @@ def run(cfg: CompareSettings) -> CompareSummary:
                                               {"status": "parse_failed", "reason": "no probability on score tokens",
                                                "raw": text, "attempts": 1})
     else:
-        with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+        with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
             answers, asked = ask_until_parsed(
                 backend, journal,
                 [((q.question_id, name), [{"role": "user", "content": rating_prompt(q.instruction, q.input, text)}])

@@ -101,11 +101,11 @@ def run(cfg: GenerateSettings) -> GenerateSummary | Plan:
     fmt = io.format_for(cfg.output, cfg.format)
     if cfg.max_usd is not None:
         Budget(cfg.max_usd)  # validate before any work
-    backend = open_backend(cfg.teacher, "--teacher", cfg.backend, dry_run=cfg.dry_run, bulk=True, quiet=cfg.quiet)
+    backend = open_backend(cfg.teacher, "--teacher", cfg.backend, dry_run=cfg.dry_run, bulk=True, quiet=cfg.quiet, output=cfg.output)
     prices = cfg.backend.prices_for(cfg.teacher)
     params = cfg.params()
     requests = build_requests(records, params, cfg.language)
-    with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+    with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
         if cfg.dry_run:
             return plan_calls(backend, journal, requests, prices=prices, rpm=cfg.backend.rpm, tpm=cfg.backend.tpm)
         stats = run_calls(backend, journal, requests, label=f"generate {backend.model}", quiet=cfg.quiet,

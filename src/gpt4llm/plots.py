@@ -185,6 +185,28 @@ def length_histogram(lengths: dict[str, list[int]], stem: str | Path) -> list[Pa
     return save(fig, stem)
 
 
+def dpo_curves(log: list[dict], stem: str | Path) -> list[Path]:
+    """DPO's health: the loss and the held-out preference accuracy per step, and the chosen and
+    rejected log-probabilities (training batches and held out): both falling is the failure to watch."""
+    plt = _plt()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.3))
+    for key, label, ax, style in (("loss", "train loss", a, "o-"), ("eval_preference_accuracy", "held-out accuracy", a, "s--"),
+                                  ("logps/chosen", "chosen (train)", b, "o-"), ("logps/rejected", "rejected (train)", b, "o-"),
+                                  ("eval_logps_chosen", "chosen (held out)", b, "s--"),
+                                  ("eval_logps_rejected", "rejected (held out)", b, "s--")):
+        pts = [(r["step"], r[key]) for r in log if key in r and "step" in r]
+        if pts:
+            ax.plot(*zip(*pts), style, markersize=3, label=label)
+    a.set_xlabel("optimizer step")
+    a.set_title("loss and held-out preference accuracy")
+    b.set_xlabel("optimizer step")
+    b.set_title("sequence log-probabilities")
+    for ax in (a, b):
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
 def training_curves(histories: dict[str, list[dict]], stem: str | Path) -> list[Path]:
     """Training loss (and eval loss where logged) per optimizer step, one line per run."""
     plt = _plt()

@@ -155,7 +155,7 @@ def run(cfg: SelfInstructSettings) -> dict:
     shard = parse_shard(cfg.shard)
     seeds = load_instructions(cfg.seeds)
     seed_tasks = [{"instruction": s.instruction, "input": s.input, "output": s.output or ""} for s in seeds]
-    backend = open_backend(cfg.teacher, "--teacher", cfg.backend, quiet=cfg.quiet)
+    backend = open_backend(cfg.teacher, "--teacher", cfg.backend, quiet=cfg.quiet, output=cfg.output)
     prices, params = cfg.backend.prices_for(cfg.teacher), cfg.params()
     pool = [tokens(t["instruction"]) for t in seed_tasks]
     kept: list[dict] = []
@@ -163,7 +163,7 @@ def run(cfg: SelfInstructSettings) -> dict:
     rounds = calls = 0
     executor = ProcessPoolExecutor(cfg.workers) if cfg.workers > 1 else None
     try:
-        with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+        with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
             while len(kept) < cfg.num and rounds < cfg.max_rounds:
                 rng = random.Random(f"{cfg.seed}/{shard or ''}/{rounds}")
                 examples = rng.sample(seed_tasks, min(3, len(seed_tasks)))

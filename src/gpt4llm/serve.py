@@ -11,6 +11,7 @@ a chat message that is not already in the template is wrapped in it, exactly as 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -73,6 +74,8 @@ class ChatRequest(_Params):
 
 class CompletionRequest(_Params):
     prompt: str
+    add_special_tokens: bool = True
+    """As vLLM's: False for a prompt already rendered with its special tokens (an engine's client)."""
 
 
 class Batcher:
@@ -139,6 +142,7 @@ def create_app(model: str, api_key: str | None = None, batch_size: int = 16, max
     template = PromptTemplate.load(name) if Path(name).is_dir() else None
     served = served_name or Path(name).name
     batcher = Batcher(backend, batch_size, max_wait_ms)
+    prompt_log = os.environ.get("GPT4LLM_SERVE_PROMPT_LOG", "").replace("{pid}", str(os.getpid()))
     app = FastAPI(title="gpt4llm serve", docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestValidationError)
@@ -196,7 +200,11 @@ def create_app(model: str, api_key: str | None = None, batch_size: int = 16, max
     async def completions(req: CompletionRequest):
         if (bad := check(req)) is not None:
             return bad
-        res = await batcher.submit(Call(params=req.gen(default_max_tokens), prompt=req.prompt))
+        if prompt_log:  # GPT4LLM_SERVE_PROMPT_LOG: every prompt received, to check what a client sends
+            with open(prompt_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"prompt": req.prompt, "add_special_tokens": req.add_special_tokens}) + "\n")
+        res = await batcher.submit(Call(params=req.gen(default_max_tokens), prompt=req.prompt,
+                                        extra={"add_special_tokens": req.add_special_tokens}))
         return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": served,
                 "choices": [{"index": 0, "text": res.text, "finish_reason": res.finish_reason, "logprobs": None}],
                 "usage": usage(res)}

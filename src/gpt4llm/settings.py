@@ -126,8 +126,7 @@ def _parameter(name: str, f: FieldInfo, taken: set[str]) -> inspect.Parameter:
     default = ... if required else f.get_default(call_default_factory=True)
     aliases = [a for a in o.flags if not (a.startswith("-") and not a.startswith("--") and a in taken)]
     taken.update(aliases)
-    text = (f.description or "").strip().replace("[", "\\[")  # help is rich markup: keep [brackets] as written
-    kw: dict[str, Any] = {"help": text or None}
+    kw: dict[str, Any] = {"help": (f.description or "").strip() or None}
     annotation: Any = inner
     if inner in (int, float):
         kw.update(_range(f))
@@ -231,3 +230,101 @@ def section(cls: type[Settings], name: str | None = None) -> type[BaseModel]:
 def pipeline_owned(cls: type[Settings]) -> list[str]:
     """The fields the pipeline sets (not keys of the stage's YAML section)."""
     return [n for n, f in cls.model_fields.items() if opt(f).pipeline]
+
+
+# ---------------------------------------------------------------- commands made on first use
+#
+# ``gpt4llm --help`` must not import every stage (their settings classes alone cost a few ms
+# each; together with what they import, most of a second). So commands are registered by path
+# with the import path of their settings class, and a command's options are made only when that
+# command is run or asked for its --help; a group's help lists its commands from the registry.
+
+
+class Entry:
+    def __init__(self, fn: Callable | None, settings: str | None, help: str, callback: bool = False):
+        self.fn, self.settings, self.help, self.callback = fn, settings, help, callback
+
+
+ENTRIES: dict[tuple[str, ...], Entry] = {}
+
+
+def _load(path: str):
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def register(path: str, settings: str | None = None, *, callback: bool = False) -> Callable:
+    """Register ``fn(cfg)`` as the command ``path`` ("train sft"), its options from the class at
+    ``settings`` ("gpt4llm.train.sft:SFTSettings"). ``callback``: the group's own command
+    (``gpt4llm compare`` with sub-commands), ``fn(ctx, cfg)``."""
+
+    def add(fn: Callable) -> Callable:
+        ENTRIES[tuple(path.split())] = Entry(fn, settings, (fn.__doc__ or "").strip().splitlines()[0], callback)
+        return fn
+
+    return add
+
+
+def group(path: str, help: str) -> None:
+    ENTRIES[tuple(path.split())] = Entry(None, None, help)
+
+
+def _children(prefix: tuple[str, ...]) -> list[str]:
+    return list(dict.fromkeys(p[len(prefix)] for p in ENTRIES if len(p) > len(prefix) and p[:len(prefix)] == prefix))
+
+
+def _build(prefix: tuple[str, ...]):
+    """The click command (or group) at ``prefix``, made now."""
+    import typer
+    import typer.main
+
+    e = ENTRIES[prefix]
+    name = prefix[-1]
+    if e.fn is None and not e.callback:  # a plain group: its commands are made on first use too
+        return lazy_group_class(prefix)(name=name, help=e.help, no_args_is_help=True, rich_markup_mode=None)
+    t = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=e.help, rich_markup_mode=None)
+    if e.callback:
+        command(t, None, _load(e.settings), callback=True)(e.fn)
+        for child in _children(prefix):  # a group with options of its own: its few commands are made with it
+            sub = ENTRIES[(*prefix, child)]
+            if sub.settings:
+                command(t, child, _load(sub.settings))(sub.fn)
+            else:
+                t.command(child)(sub.fn)
+    elif e.settings:
+        command(t, name, _load(e.settings))(e.fn)
+    else:
+        t.command(name)(e.fn)
+    cmd = typer.main.get_command(t)
+    cmd.name = name
+    return cmd
+
+
+def lazy_group_class(prefix: tuple[str, ...] = ()):
+    """A Typer group class listing the commands registered under ``prefix``, made on first use."""
+    from typer.core import TyperCommand, TyperGroup
+
+    class LazyGroup(TyperGroup):
+        listing = False  # while the group's help is written: short placeholders, nothing imported
+
+        def list_commands(self, ctx):
+            return _children(prefix)
+
+        def get_command(self, ctx, name):
+            key = (*prefix, name)
+            if key not in ENTRIES:
+                return None
+            if LazyGroup.listing:
+                return TyperCommand(name=name, help=ENTRIES[key].help)
+            return _build(key)
+
+        def format_help(self, ctx, formatter):
+            LazyGroup.listing = True
+            try:
+                return super().format_help(ctx, formatter)
+            finally:
+                LazyGroup.listing = False
+
+    return LazyGroup

@@ -107,13 +107,21 @@ def select(records: list[AlpacaRecord], shard: str | None, limit: int | None) ->
 
 
 def open_backend(model: str, flag: str, backend: BackendSettings, *, dry_run: bool = False, bulk: bool = False,
-                 quiet: bool = False) -> Backend:
-    """The model's backend from the backend settings. ``bulk`` stages (generate, translate, compare)
-    go through the Batch API when it is on; a dry run needs no API key, since it sends nothing."""
+                 quiet: bool = False, output: str | Path | None = None) -> Backend:
+    """The model's backend from the backend settings (close it when the stage ends: ``with``).
+
+    ``bulk`` stages (generate, translate, compare) go through the Batch API when it is on; a dry run
+    needs no API key, since it sends nothing; an engine's server logs go to ``engines/`` beside the
+    stage's ``output`` unless the settings name a directory."""
+    if output is not None and backend.engine_log_dir is None:
+        backend = backend.model_copy(update={"engine_log_dir": Path(output).parent / "engines"})
     options = backend.options(quiet=quiet, batch=bulk)
     if dry_run and model.startswith("openai:"):
         options = {"api_key": "dry-run-no-key-needed", **options}
     return create_backend(model, flag, **options)
+
+
+# ---------------------------------------------------------------- asking a judge
 
 
 @dataclass

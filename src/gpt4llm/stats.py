@@ -95,7 +95,10 @@ class StatsResult:
 
 
 def _texts(source: str, fld: str, limit: int | None) -> tuple[list[str], list[str]]:
-    rows = [r.data for r in io.read_rows(source)][:limit] if limit else [r.data for r in io.read_rows(source)]
+    from gpt4llm.eval.benchmarks import resolve
+
+    rows = [r.data for r in io.read_rows(resolve(source))]
+    rows = rows[:limit] if limit else rows
     if rows and fld not in rows[0]:
         raise UserError(f"{source}: records have no '{fld}' field (use --field instruction|output)")
     return [str(r.get(fld) or "") for r in rows], [str(r.get("output") or "") for r in rows]

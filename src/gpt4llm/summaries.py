@@ -32,8 +32,13 @@ def plan_text(p, model: str) -> str:
 
 
 def finish_calls(stage: str, calls, failed: int, errors_file, not_run: int | None = None,
-                 what: str = "model calls") -> None:
-    """Exit 3 when the budget stopped the job, 1 when calls failed (after the summary is printed)."""
+                 what: str = "model calls", output=None) -> None:
+    """Exit 3 when the budget stopped the job, 1 when calls failed (after the summary is printed);
+    the errors file is given, or the one beside ``output``."""
+    if errors_file is None and output is not None:
+        from gpt4llm.stage import errors_path
+
+        errors_file = errors_path(output)
     if calls is not None and calls.budget_reached:
         left = f"; {not_run} records not sent" if not_run else ""
         raise BudgetExceeded(f"{stage}: budget reached: ${calls.cost_usd or 0:,.4f} of --max-usd {calls.max_usd:g} "
@@ -162,3 +167,34 @@ def compare_text(s) -> str:
     lines = [report_text(s.report), f"wrote {s.written} comparisons to {s.output}; report {s.output}.report.json; figure "
              + ", ".join(str(p) for p in s.figure)]
     return "\n".join(lines + (call_lines(s.calls) if s.calls is not None else []))
+
+
+def dpo_text(r, dry_run: bool) -> str:
+    st = r.stats
+    lines = [f"data: {st['groups']} prompts, {st['responses']} responses, {st['pairs']} scored pairs "
+             f"({st['best_worst_pairs']} best-vs-worst); {st['tokens']:,} tokens ({st['target_tokens']:,} trained); "
+             f"left out: {st['all_tied']} all tied, {st['fewer_than_2']} with fewer than 2 responses; truncated "
+             f"{st['truncated']}; held out {st['held_out_prompts']} prompts",
+             f"template: {r.template} ({st['template_source']}); effective batch {r.effective_batch}"]
+    if not dry_run:
+        m = r.metrics
+        if m:
+            lines.append(f"held out: preference accuracy {m['eval_preference_accuracy']:.3f} on {m['eval_pairs']} pairs, "
+                         f"reward margin {m['eval_reward_margin']:.4f}, log-probs chosen {m['eval_logps_chosen']:.2f} / "
+                         f"rejected {m['eval_logps_rejected']:.2f}")
+        ref = "computed" if r.ref_computed else "read from the cache"
+        lines.append(f"trained {r.steps} steps in {r.seconds:.1f} s, mean loss {r.train_loss:.4f} (reference log-probs "
+                     f"{ref}); saved to {r.output_dir}")
+    return "\n".join(lines)
+
+
+def export_text(st, output) -> str:
+    if st.desirable or st.undesirable:
+        n = st.desirable + st.undesirable
+        w = st.kto_weights()
+        return (f"wrote {n} KTO rows from {st.prompts} prompts to {output}: desirable {st.desirable} "
+                f"({st.desirable / n:.1%}), undesirable {st.undesirable} ({st.undesirable / n:.1%}); left out "
+                f"{st.equal_to_the_others} equal to the mean of their prompt's others; balance them in KTOConfig with "
+                f"desirable_weight={w['desirable_weight']:g}, undesirable_weight={w['undesirable_weight']:g}")
+    return (f"wrote {st.pairs} pairs from {st.prompts} prompts to {output}; ties {st.ties}, identical texts "
+            f"{st.identical}, prompts without a pair {st.prompts_without_pairs}")

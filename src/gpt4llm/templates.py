@@ -76,18 +76,34 @@ class PromptTemplate:
                 self.chat_messages(instruction, input) + [{"role": "assistant", "content": output}], tokenize=False)
             if not full.startswith(prompt):
                 raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
-            target, special, eos = full[len(prompt):], False, []
-        else:
-            prompt, target, special = self.prompt(instruction, input), output, True
-            eos = [tokenizer.eos_token_id]
-        p_ids = _dedupe_bos(tokenizer, tokenizer(prompt, add_special_tokens=special)["input_ids"])
-        ids = _dedupe_bos(tokenizer, tokenizer(prompt + target, add_special_tokens=special)["input_ids"])
-        merged = ids[: len(p_ids)] != p_ids
-        if merged:
-            ids = p_ids + tokenizer(target, add_special_tokens=False)["input_ids"]
-        ids = ids + eos
-        labels = [IGNORE_INDEX] * len(p_ids) + ids[len(p_ids):]
-        return {"input_ids": ids, "labels": labels, "prompt_len": len(p_ids), "boundary_merge": merged}
+            return encode_text(tokenizer, prompt, full[len(prompt):], special=False, eos=False)
+        return encode_text(tokenizer, self.prompt(instruction, input), output, special=True, eos=True)
+
+    def encode_prompt(self, tokenizer: Any, prompt: str, output: str) -> dict[str, Any]:
+        """``encode`` for a prompt already written in this template (a comparison's ``user_input``):
+        the prompt is used as it is, never wrapped twice."""
+        if self.name == "chat":
+            instruction, input = ALPACA.parse(prompt) or (prompt, "")
+            return self.encode(tokenizer, instruction, input, output)
+        return encode_text(tokenizer, prompt, output, special=True, eos=True)
+
+    def parse(self, prompt: str) -> tuple[str, str] | None:
+        """(instruction, input) of a prompt written in this (instruction) template, or None."""
+        if self.name == "chat":
+            return None
+        for form, has_input in ((self.prompt_input, True), (self.prompt_no_input, False)):
+            head, _, rest = form.partition("{instruction}")
+            if not prompt.startswith(head):
+                continue
+            body = prompt[len(head):]
+            if has_input:
+                mid, _, tail = rest.partition("{input}")
+                if mid in body and body.rstrip().endswith(tail.rstrip()):
+                    instruction, _, inp = body.partition(mid)
+                    return instruction, inp[: len(inp.rstrip()) - len(tail.rstrip())]
+            elif body.rstrip().endswith(rest.rstrip()) and "\n\n### Input:\n" not in body:
+                return body[: len(body.rstrip()) - len(rest.rstrip())], ""
+        return None
 
     @property
     def sha256(self) -> str:
@@ -109,6 +125,18 @@ class PromptTemplate:
         if not path.is_file():
             return None
         return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+
+def encode_text(tokenizer: Any, prompt: str, target: str, special: bool, eos: bool) -> dict[str, Any]:
+    """Token ids and labels of prompt + target (+ the EOS token), the prompt masked (see ``encode``)."""
+    p_ids = _dedupe_bos(tokenizer, tokenizer(prompt, add_special_tokens=special)["input_ids"])
+    ids = _dedupe_bos(tokenizer, tokenizer(prompt + target, add_special_tokens=special)["input_ids"])
+    merged = ids[: len(p_ids)] != p_ids
+    if merged:
+        ids = p_ids + tokenizer(target, add_special_tokens=False)["input_ids"]
+    ids = ids + ([tokenizer.eos_token_id] if eos else [])
+    labels = [IGNORE_INDEX] * len(p_ids) + ids[len(p_ids):]
+    return {"input_ids": ids, "labels": labels, "prompt_len": len(p_ids), "boundary_merge": merged}
 
 
 def _dedupe_bos(tokenizer: Any, ids: list[int]) -> list[int]:

@@ -88,7 +88,7 @@ class TranslateSummary:
 def run(cfg: TranslateSettings) -> TranslateSummary | Plan:
     records = select(load_instructions(cfg.input), cfg.shard, cfg.limit)
     language = LANGUAGES.get(cfg.to.lower(), cfg.to)
-    backend = open_backend(cfg.translator, "--translator", cfg.backend, dry_run=cfg.dry_run, bulk=True, quiet=cfg.quiet)
+    backend = open_backend(cfg.translator, "--translator", cfg.backend, dry_run=cfg.dry_run, bulk=True, quiet=cfg.quiet, output=cfg.output)
     prices = cfg.backend.prices_for(cfg.translator)
     requests = []
     for rec in records:
@@ -99,7 +99,7 @@ def run(cfg: TranslateSettings) -> TranslateSummary | Plan:
                 params = GenParams(temperature=cfg.temperature, top_p=1.0, max_tokens=2 * estimate_tokens(text) + 64)
                 prompt = PROMPT.replace("{language}", language).replace("{text}", text)
                 requests.append(Request(params=params, messages=[{"role": "user", "content": prompt}], tag=(rec, fld)))
-    with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+    with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
         if cfg.dry_run:
             return plan_calls(backend, journal, requests, prices=prices, rpm=cfg.backend.rpm, tpm=cfg.backend.tpm)
         stats = run_calls(backend, journal, requests, label=f"translate to {language}", quiet=cfg.quiet, prices=prices)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gpt4llm.backends.base import Backend
 from gpt4llm.errors import UserError
-from gpt4llm.settings import PER_MINUTE, Settings
+from gpt4llm.settings import PER_MINUTE, Opt, Settings
 
 EMBEDDED = "smollm2-135m-instruct"
 DEFAULT_MODEL = f"local:{EMBEDDED}"
@@ -54,6 +54,10 @@ def create_backend(spec: str | ModelSpec, flag: str = "--model", **options: Any)
     if isinstance(spec, str):
         spec = parse_model(spec, flag)
     target = BACKENDS[spec.backend]
+    engine = options.pop("engine", "transformers")
+    if spec.backend == "local" and engine != "transformers":
+        target = "gpt4llm.backends.engines:EngineBackend"
+        options["engine"] = engine
     if options.pop("batch_api", False):
         if spec.backend != "openai":
             raise UserError(f"--batch-api works with openai: models, not {spec}")
@@ -76,8 +80,8 @@ class BackendSettings(Settings):
     """openai: max requests per minute (client-side token bucket)."""
     tpm: PER_MINUTE = None
     """openai: max tokens per minute (prompt estimate + max_tokens)."""
-    base_url: str | None = None
-    """openai: endpoint (default $OPENAI_BASE_URL or OpenAI)."""
+    base_url: list[str] | None = None
+    """openai: endpoint (default $OPENAI_BASE_URL or OpenAI); give it several times (YAML: a list) for several servers, balanced with failover."""
     api_version: str | None = None
     """openai: Azure OpenAI API version; the model is the deployment name."""
     timeout: float = Field(600.0, gt=0)
@@ -98,12 +102,32 @@ class BackendSettings(Settings):
     """USD per 1M output tokens (overrides the price table)."""
     prices: Path | None = None
     """YAML price table: MODEL: [usd_in_per_1m, usd_out_per_1m]."""
+    engine: Literal["transformers", "vllm", "sglang", "command"] = "transformers"
+    """local: models: transformers in this process (default), or a server gpt4llm starts: vllm, sglang, or --engine-command."""
+    engine_command: str | None = None
+    """--engine command: the server's command, with {model}, {local_model}, {host}, {port}, {tensor_parallel}, {gpus}."""
+    replicas: int = Field(1, ge=1)
+    """Engine: servers to start for the model, balanced with failover."""
+    tensor_parallel: int = Field(1, ge=1)
+    """Engine: GPUs per replica (vLLM --tensor-parallel-size, SGLang --tp-size)."""
+    gpus: str | None = None
+    """Engine: GPU ids to use, e.g. 0,1,2,3 (replica r gets the r-th group of --tensor-parallel ids)."""
+    engine_timeout: float = Field(900.0, gt=0)
+    """Engine: seconds to wait for a server to answer /v1/models."""
+    engine_log_dir: Annotated[Path | None, Opt(pipeline=True)] = None
+    """Engine: where each server's log goes (default: engines/ beside the output)."""
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _urls(cls, v):
+        return [v] if isinstance(v, str) else v
 
     def options(self, quiet: bool = False, batch: bool = True) -> dict[str, Any]:
         """Keyword arguments for ``create_backend``. ``batch``: whether this stage may use the Batch
         API when it is on (bulk stages: generate, translate, compare)."""
         opts = self.model_dump(exclude={"batch_api", "batch_fallback", "poll_interval", "price_in", "price_out",
-                                        "prices"})
+                                        "prices", "engine_log_dir"})
+        opts["log_dir"] = self.engine_log_dir
         if self.batch_api and batch:
             opts.update(batch_api=True, fallback=self.batch_fallback, poll_interval=self.poll_interval, quiet=quiet)
         return opts

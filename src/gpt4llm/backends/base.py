@@ -44,6 +44,8 @@ class Request:
     sample: int = 0
     key: str = ""
     tag: Any = field(default=None, compare=False)  # the caller's handle, e.g. a record id
+    extra: dict[str, Any] | None = field(default=None, compare=False)
+    """Sent with the request but not part of its identity, e.g. add_special_tokens for a raw prompt."""
 
     def payload(self) -> dict[str, Any]:
         """What the journal stores and hashes: the input, the parameters, the sample index."""
@@ -98,6 +100,15 @@ class Backend(abc.ABC):
 
     def __init__(self, model: str):
         self.model = model
+
+    def close(self) -> None:
+        """Stop what the backend started (an engine's servers); called when the stage ends."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @abc.abstractmethod
     def run(self, requests: list[Request], ctx: RunContext) -> AsyncIterator[tuple[Request, Result]]:

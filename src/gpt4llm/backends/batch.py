@@ -326,7 +326,7 @@ class OpenAIBatchBackend(Backend):
         if not pending:
             return
         if self.client is None:
-            self.client = self.sync._make_client().with_options(max_retries=CONTROL_RETRIES)
+            self.client = self.sync._make_client(self.sync.base_urls[0]).with_options(max_retries=CONTROL_RETRIES)
         order = {k: i for i, k in enumerate(pending)}
         active = await self._reattach(pending)
         self.reattached = [b.batch_id for b in active]

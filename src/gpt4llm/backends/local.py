@@ -159,7 +159,7 @@ class LocalBackend(Backend):
     def render(self, tok, req: Request) -> tuple[str, bool]:
         """(text, add_special_tokens): the chat template when there is one, else raw text."""
         if req.prompt is not None:
-            return req.prompt, True
+            return req.prompt, (req.extra or {}).get("add_special_tokens", True)
         if tok.chat_template:
             return tok.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True), False
         return "\n\n".join(m["content"] for m in req.messages), True

@@ -8,6 +8,11 @@ server, Ollama) through the official SDK's ``AsyncOpenAI``, hardened for long pa
   ``Retry-After`` / ``retry-after-ms``.
 - Fail fast: 401/403 (key) and 404 (model or URL) stop the run; a 400/422 fails only its own
   request, journaled with the reason; an endpoint never reached stops the run naming the URL.
+- Many endpoints (``base_url`` a list: several servers, nodes, regions, or an engine's replicas):
+  each request goes to the endpoint with the fewest requests in flight; an endpoint that fails
+  (refused or dropped connection, timeout, 5xx) is taken out for a cool-down that doubles with each
+  failure, the request is retried at once on another, and the endpoint is probed back in when its
+  cool-down ends. The journal key does not name the endpoint: it is the same call, paid once.
 - Budget: before sending, a request reserves its worst-case cost (``pricing.Budget``); a
   refused request is returned as ``Result(skipped=...)`` and never sent.
 """
@@ -77,10 +82,26 @@ def result_from_body(body: Any, chat: bool, latency: float) -> Result:
                   completion_tokens=get(usage, "completion_tokens") or 0, latency_s=latency)
 
 
+class Endpoint:
+    """One server of a backend's list, with its client and its health."""
+
+    def __init__(self, url: str, client: Any):
+        self.url, self.client = url, client
+        self.in_flight = self.sent = self.failures = 0
+        self.down_until = 0.0
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.down_until = time.monotonic() + min(30.0, 0.25 * 2 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        self.failures, self.down_until = 0, 0.0
+
+
 class _Retry(Exception):
-    def __init__(self, reason: str, wait: float | None = None, connection: bool = False):
+    def __init__(self, reason: str, wait: float | None = None, connection: bool = False, failover: bool = False):
         super().__init__(reason)
-        self.reason, self.wait, self.connection = reason, wait, connection
+        self.reason, self.wait, self.connection, self.failover = reason, wait, connection, failover
 
 
 class OpenAIBackend(Backend):
@@ -88,7 +109,7 @@ class OpenAIBackend(Backend):
     OPTIONS = {"base_url", "api_key", "concurrency", "timeout", "max_retries", "rpm", "tpm",
                "retry_backoff", "api_version"}
 
-    def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
+    def __init__(self, model: str, base_url: str | list[str] | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 600.0, max_retries: int = 8,
                  rpm: float | None = None, tpm: float | None = None, retry_backoff: float = 1.0,
                  api_version: str | None = None):
@@ -103,8 +124,10 @@ class OpenAIBackend(Backend):
         import openai
 
         azure = api_version is not None
-        self.base_url = base_url or os.environ.get("AZURE_OPENAI_ENDPOINT" if azure else "OPENAI_BASE_URL") \
-            or ("" if azure else DEFAULT_BASE_URL)
+        urls = [u for u in ([base_url] if isinstance(base_url, str) else base_url or []) if u]
+        self.base_urls = urls or [os.environ.get("AZURE_OPENAI_ENDPOINT" if azure else "OPENAI_BASE_URL")
+                                  or ("" if azure else DEFAULT_BASE_URL)]
+        self.base_url = self.base_urls[0] if len(self.base_urls) == 1 else ", ".join(self.base_urls)
         key = api_key or os.environ.get("AZURE_OPENAI_API_KEY" if azure else "OPENAI_API_KEY") \
             or os.environ.get("OPENAI_API_KEY")
         if not key:
@@ -117,14 +140,14 @@ class OpenAIBackend(Backend):
                 raise UserError("--api-version is for Azure OpenAI: also give --base-url "
                                 "https://RESOURCE.openai.azure.com (or AZURE_OPENAI_ENDPOINT)")
             # The model name is the Azure deployment name.
-            self._make_client = lambda: openai.AsyncAzureOpenAI(
-                api_key=key, azure_endpoint=self.base_url, api_version=api_version, timeout=timeout, max_retries=0)
+            self._make_client = lambda url: openai.AsyncAzureOpenAI(
+                api_key=key, azure_endpoint=url, api_version=api_version, timeout=timeout, max_retries=0)
         else:
-            self._make_client = lambda: openai.AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=timeout,
-                                                           max_retries=0)
-        # A client per run: its connections belong to that run's event loop (stages such as
+            self._make_client = lambda url: openai.AsyncOpenAI(api_key=key, base_url=url, timeout=timeout, max_retries=0)
+        # Clients per run: their connections belong to that run's event loop (stages such as
         # compare make several runs with one backend).
-        self.client = None
+        self.endpoints: list[Endpoint] = []
+        self.request_model = model  # the name the server knows the model by
         self.timeout = timeout
         self.concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
         self.max_retries, self.retry_backoff = max_retries, retry_backoff
@@ -136,14 +159,24 @@ class OpenAIBackend(Backend):
                 "rpm": self.rpm, "tpm": self.tpm}
 
     async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-            self.client = None
+        for e in self.endpoints:
+            await e.client.close()
+        self.endpoints = []
+
+    async def _endpoint(self) -> Endpoint:
+        """The healthy endpoint with the fewest requests in flight; when all are cooling down, the
+        first to come back (a probe)."""
+        while True:
+            now = time.monotonic()
+            up = [e for e in self.endpoints if e.down_until <= now]
+            if up:
+                return min(up, key=lambda e: (e.in_flight, e.sent))
+            await asyncio.sleep(max(0.0, min(e.down_until for e in self.endpoints) - now))
 
     async def run(self, requests: list[Request], ctx: RunContext) -> AsyncIterator[tuple[Request, Result]]:
         self.limiter = AdaptiveLimiter(self.concurrency, self.rpm, self.tpm)
-        if self.client is None:
-            self.client = self._make_client()
+        if not self.endpoints:
+            self.endpoints = [Endpoint(u, self._make_client(u)) for u in self.base_urls]
         # Workers pull from a queue instead of one task per request: 52K pending tasks would
         # cost memory and scheduler time for nothing.
         queue: asyncio.Queue = asyncio.Queue()
@@ -201,19 +234,26 @@ class OpenAIBackend(Backend):
 
     async def _call_with_retries(self, req: Request, est_tokens: int) -> Result:
         attempt, t0 = 0, time.perf_counter()
+        many = len(self.endpoints) > 1
         while True:
             await self.limiter.acquire(est_tokens + req.params.max_tokens)
             ok = False
+            ep = await self._endpoint()
+            ep.in_flight += 1
+            ep.sent += 1
             try:
-                res = await self._attempt(req)
+                res = await self._attempt(req, ep)
                 ok = True
                 self.any_success = True
+                ep.succeeded()
                 res.latency_s = time.perf_counter() - t0
                 return res
             except _Retry as r:
+                if r.failover and many:
+                    ep.failed()  # out for a cool-down; this request goes to another endpoint at once
                 # An endpoint never reached is a wrong URL or a server that is down: say so fast
                 # instead of retrying every request for minutes.
-                limit = 2 if (r.connection and not self.any_success) else self.max_retries
+                limit = 2 * len(self.endpoints) if (r.connection and not self.any_success) else self.max_retries
                 if attempt >= limit:
                     if r.connection and not self.any_success:
                         raise FatalBackendError(
@@ -222,32 +262,36 @@ class OpenAIBackend(Backend):
                     return Result(error=f"{r.reason} (after {attempt + 1} attempts)",
                                   latency_s=time.perf_counter() - t0)
                 backoff = min(60.0, self.retry_backoff * 2 ** attempt) * random.random()  # full jitter
-                wait = max(r.wait or 0.0, backoff)
+                healthy_other = many and r.failover and any(e.down_until <= time.monotonic() for e in self.endpoints)
+                wait = (r.wait or 0.0) if healthy_other else max(r.wait or 0.0, backoff)
                 attempt += 1
             finally:
+                ep.in_flight -= 1
                 await self.limiter.release(ok)
             await asyncio.sleep(wait)
 
-    async def _attempt(self, req: Request) -> Result:
+    async def _attempt(self, req: Request, ep: Endpoint) -> Result:
         import openai
 
         p = req.params
-        args: dict[str, Any] = dict(model=self.model, temperature=p.temperature, top_p=p.top_p,
+        args: dict[str, Any] = dict(model=self.request_model, temperature=p.temperature, top_p=p.top_p,
                                     max_tokens=p.max_tokens)
         if p.seed is not None:
             args["seed"] = p.seed
+        if req.extra:
+            args["extra_body"] = req.extra
         chat = req.messages is not None
         t0 = time.perf_counter()
         try:
             if chat:
-                resp = await self.client.chat.completions.create(messages=req.messages, **args)
+                resp = await ep.client.chat.completions.create(messages=req.messages, **args)
             else:
-                resp = await self.client.completions.create(prompt=req.prompt, **args)
+                resp = await ep.client.completions.create(prompt=req.prompt, **args)
         except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-            raise FatalBackendError(f"openai:{self.model} at {self.base_url}: the API key was refused "
+            raise FatalBackendError(f"openai:{self.model} at {ep.url}: the API key was refused "
                                     f"({_reason(e)}); check OPENAI_API_KEY") from e
         except openai.NotFoundError as e:
-            raise FatalBackendError(f"openai:{self.model} at {self.base_url}: not found ({_reason(e)}); "
+            raise FatalBackendError(f"openai:{self.model} at {ep.url}: not found ({_reason(e)}); "
                                     "check the model name and --base-url") from e
         except openai.RateLimitError as e:
             wait = retry_after_seconds(e.response.headers)
@@ -256,15 +300,15 @@ class OpenAIBackend(Backend):
         except (openai.BadRequestError, openai.UnprocessableEntityError) as e:
             return Result(error=_reason(e))  # this request is wrong; retrying will not help
         except openai.APITimeoutError as e:
-            raise _Retry(f"timeout after {self.timeout} s") from e
+            raise _Retry(f"timeout after {self.timeout} s", failover=True) from e
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e
             # Refused or unresolvable (ConnectError) means nothing is there; a dropped
             # connection mid-request (RemoteProtocolError, ReadError) is an ordinary retry.
             refused = any(c.__name__ == "ConnectError" for c in type(cause).__mro__)
-            raise _Retry(_reason(cause), connection=refused) from e
+            raise _Retry(_reason(cause), connection=refused, failover=True) from e
         except openai.APIStatusError as e:  # 5xx, 408, 409 ...: transient
-            raise _Retry(_reason(e), retry_after_seconds(e.response.headers)) from e
+            raise _Retry(_reason(e), retry_after_seconds(e.response.headers), failover=e.status_code >= 500) from e
         except (ValueError, openai.APIResponseValidationError) as e:  # a body that is not JSON
             raise _Retry(f"malformed response: {_reason(e)}") from e
         res = result_from_body(resp, chat, time.perf_counter() - t0)

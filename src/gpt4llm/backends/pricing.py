@@ -65,7 +65,7 @@ class Prices:
             if price_in < 0 or price_out < 0:
                 raise UserError("--price-in/--price-out must be >= 0 (USD per 1M tokens)")
             return cls(price_in, price_out, "flags")
-        if backend == "local":
+        if backend.startswith("local"):  # in this process, or an engine gpt4llm runs
             return cls(0.0, 0.0, "local")
         table = load_price_table(table_path)
         matches = [m for m in table if model == m or model.startswith(m + "-")]

@@ -110,12 +110,12 @@ def run(cfg: AnswerSettings) -> AnswerSummary | Plan:
         raise UserError("--samples > 1 with --temperature 0 would give N identical answers; use a temperature > 0")
     questions = load_questions(cfg.questions)[: cfg.limit] if cfg.limit else load_questions(cfg.questions)
     template = choose_template(cfg.model, cfg.template)
-    backend = open_backend(cfg.model, "--model", cfg.backend, dry_run=cfg.dry_run, quiet=cfg.quiet)
+    backend = open_backend(cfg.model, "--model", cfg.backend, dry_run=cfg.dry_run, quiet=cfg.quiet, output=cfg.output)
     prices = cfg.backend.prices_for(cfg.model)
     model_id = cfg.model_id or Path(backend.model).name
     params = cfg.params()
     requests = build_requests(questions, template, cfg.samples, params)
-    with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+    with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
         if cfg.dry_run:
             return plan_calls(backend, journal, requests, prices=prices, rpm=cfg.backend.rpm, tpm=cfg.backend.tpm)
         stats = run_calls(backend, journal, requests, label=f"answer {model_id}", quiet=cfg.quiet, prices=prices)

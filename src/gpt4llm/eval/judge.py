@@ -113,7 +113,7 @@ def run(cfg: JudgeSettings) -> JudgeSummary:
     qids = {q.question_id for q in questions}
     ref_id, ref = load_answers(cfg.reference, qids, cfg.allow_missing)
     models = [load_answers(p, qids, cfg.allow_missing) for p in cfg.answers]
-    backend = open_backend(cfg.judge, "--judge", cfg.backend, quiet=cfg.quiet)
+    backend = open_backend(cfg.judge, "--judge", cfg.backend, quiet=cfg.quiet, output=cfg.output)
     orders = (0, 1) if cfg.orders == "both" else (0,)
     items = []  # (model_id, question, order, answer1, answer2)
     for model_id, answers in models:
@@ -139,7 +139,7 @@ def run(cfg: JudgeSettings) -> JudgeSummary:
                              "pid": messages[key][1], "attempts": 1, "score_mass": mass,
                              **({"rule": "logprobs"} if score else {"reason": rule})}
     else:
-        with Journal(cfg.journal or journal_path(cfg.output)) as journal:
+        with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
             answers, asked = ask_until_parsed(
                 backend, journal, [(k, msgs) for k, (msgs, _) in messages.items()], parse_verdict, FOLLOWUP,
                 params=cfg.params(), max_reasks=cfg.max_reasks, label=f"judge ({backend.model})", quiet=cfg.quiet,

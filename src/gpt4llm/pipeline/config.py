@@ -25,6 +25,7 @@ from gpt4llm.eval.rouge import RougeSettings
 from gpt4llm.generate import GenerateSettings
 from gpt4llm.settings import section
 from gpt4llm.stats import StatsSettings
+from gpt4llm.train.dpo import DPOSettings
 from gpt4llm.train.reward import RMSettings
 from gpt4llm.train.sft import SFTSettings
 from gpt4llm.translate import TranslateSettings
@@ -89,6 +90,7 @@ TranslateStage = section(TranslateSettings)
 CompareStage = section(CompareSettings)
 SFTStage = section(SFTSettings)
 RMStage = section(RMSettings)
+DPOStage = section(DPOSettings)
 AnswerStage = section(AnswerSettings)
 RankStage = section(RankSettings)
 JudgeStage = section(JudgeSettings)
@@ -107,6 +109,8 @@ class Stages(Strict):
     compare: CompareStage | None = None
     sft: SFTStage | None = SFTStage()
     rm: RMStage | None = None
+    dpo: DPOStage | None = None
+    """Train student-en-dpo from the English SFT student on the comparisons (the comparison data is English)."""
     answer: AnswerStage | None = None
     rank: RankStage | None = None
     judge: JudgeStage | None = None
@@ -128,12 +132,16 @@ class Pipeline(Strict):
     @model_validator(mode="after")
     def _dependencies(self) -> "Pipeline":
         s = self.stages
-        needs = [("rm", "compare", s.rm and not s.compare), ("rank", "rm", s.rank and not s.rm),
+        needs = [("rm", "compare", s.rm and not s.compare), ("dpo", "compare", s.dpo and not s.compare),
+                 ("dpo", "sft", s.dpo and not s.sft), ("rank", "rm", s.rank and not s.rm),
                  ("rank", "answer", s.rank and not s.answer), ("answer", "sft", s.answer and not s.sft),
                  ("judge", "answer", s.judge and not s.answer), ("rouge", "answer", s.rouge and not s.answer)]
         for stage, need, missing in needs:
             if missing:
                 raise ValueError(f"stages.{stage} needs stages.{need}")
+        if s.dpo and "en" not in s.generate.languages:
+            raise ValueError("stages.dpo trains the English student (the comparisons are English): keep en in "
+                             "stages.generate.languages")
         if s.compare and not s.compare.sources:
             raise ValueError("stages.compare.sources: give the 2 or more sources to score, e.g. [{name: teacher}, "
                              "{name: other, model: ...}]")
@@ -237,7 +245,7 @@ def _check_files(pipe: Pipeline, path: Path, lines: dict[tuple, int]) -> None:
         exists(s.judge.reference, ("stages", "judge", "reference"), ("teacher",))
     if s.stats:
         exists(s.stats.compare, ("stages", "stats", "compare"))
-    for name, st in (("sft", s.sft), ("rm", s.rm)):
+    for name, st in (("sft", s.sft), ("rm", s.rm), ("dpo", s.dpo)):
         if st and st.deepspeed:
             exists(st.deepspeed, ("stages", name, "deepspeed"))
     for lang in s.generate.languages:

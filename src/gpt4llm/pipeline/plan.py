@@ -75,7 +75,9 @@ def _row(study: "Study", stage: str, model: str, requests: int, prompt_each: int
         bounds += [(prompt + completion) / b.tpm] if b.tpm else []
         minutes = max(bounds) if bounds else None
     if spec.backend == "local":
-        note = (note + "; " if note else "") + "local"
+        engine = "local" if b.engine == "transformers" else \
+            f"{b.engine}: {b.replicas} x TP {b.tensor_parallel} = {b.replicas * b.tensor_parallel} GPUs"
+        note = (note + "; " if note else "") + engine
     return Row(stage, model, requests, prompt, completion, cost, minutes, note)
 
 
@@ -117,6 +119,18 @@ def dry_run(study: "Study") -> dict:
         steps = min(steps, s.rm.max_steps or steps)
         train.append(f"rm: {m.reward_base}, up to {n:,} prompts with {len(s.compare.sources)} scored responses "
                      f"each x {s.rm.epochs:g} epochs / batch {s.rm.batch_size} = up to {steps:,} steps")
+    if s.dpo:
+        k = len(s.compare.sources)
+        pairs = {"sigmoid": n, "pairs": n * k * (k - 1) // 2, "plackett-luce": n * k * (k - 1) // 2}[s.dpo.loss]
+        prompts = min(n, s.dpo.limit or n)
+        steps = math.ceil(math.ceil(prompts * (1 - s.dpo.eval_split) * s.dpo.epochs) / s.dpo.batch_size)
+        steps = min(steps, s.dpo.max_steps or steps)
+        train.append(f"dpo: student-en -> student-en-dpo, up to {prompts:,} prompts x {k} responses = up to {pairs:,} "
+                     f"pairs ({s.dpo.loss} loss, ties excluded), each response encoded once per step; "
+                     f"{s.dpo.epochs:g} epochs / batch {s.dpo.batch_size} prompts = up to {steps:,} steps, beta "
+                     f"{s.dpo.beta:g}, lr {s.dpo.learning_rate:g}"
+                     + ("; no DPO student for " + ", ".join(x for x in pipe.languages if x != "en")
+                        + " (the comparisons are English)" if len(pipe.languages) > 1 else ""))
     if s.answer:
         b = pipe.data.benchmarks
         for kind, bench in (("judge", b.judge), ("rouge", b.rouge)):
@@ -128,13 +142,17 @@ def dry_run(study: "Study") -> dict:
                 samples = s.answer.samples if kind == "judge" else 1
                 rows.append(_row(study, f"answer {kind}: student-{lang} x{samples}", "local:(trained student)",
                                  q * samples, qp, s.answer.max_tokens, qnote))
+            if s.dpo:
+                rows.append(_row(study, f"answer {kind}: student-en-dpo", "local:(trained student)", q, qp,
+                                 s.answer.max_tokens, qnote))
             if s.answer.base_model:
                 rows.append(_row(study, f"answer {kind}: base", m.student_base, q, qp, s.answer.max_tokens, qnote))
             if kind == "rouge" or (s.judge and s.judge.reference in (None, "teacher")):
                 rows.append(_row(study, f"answer {kind}: teacher (reference)", m.teacher, q, qp, s.answer.max_tokens,
                                  qnote))
             if kind == "judge" and s.judge:
-                models = len(pipe.languages) + int(s.answer.base_model) + (s.answer.samples if s.rank else 0)
+                models = (len(pipe.languages) + int(s.answer.base_model) + (s.answer.samples if s.rank else 0)
+                          + int(bool(s.dpo)))
                 orders = 2 if s.judge.orders == "both" else 1
                 review = 250 + math.ceil(qchars / 4) + 2 * ASSUMED_RESPONSE_TOKENS
                 rows.append(_row(study, "judge", m.judge, q * models * orders, review, s.judge.max_tokens,
@@ -143,8 +161,16 @@ def dry_run(study: "Study") -> dict:
         for r in rows:
             if r.stage.startswith(("generate", "translate", "compare")) and r.model.startswith("openai:"):
                 r.note = (r.note + "; " if r.note else "") + "Batch API, half price"
+    b = pipe.backend
+    engines = []
+    if b.engine != "transformers":
+        local = sorted({r.model for r in rows if r.model.startswith("local:")})
+        engines.append(f"{b.engine} for every local model's answers ({', '.join(local)}): {b.replicas} replica(s) x "
+                     f"tensor parallel {b.tensor_parallel} = {b.replicas * b.tensor_parallel} GPUs"
+                     + (f" ({b.gpus})" if b.gpus else "") + ", started by each stage that needs it and stopped when it "
+                     "ends, so the training stages get the GPUs back")
     total = [r.cost for r in rows if r.cost]
-    return {"rows": rows, "training": train, "records": n, "records_note": note,
+    return {"rows": rows, "training": train, "engines": engines, "records": n, "records_note": note,
             "cost": (sum(c[0] for c in total), sum(c[1] for c in total)) if total else None,
             "unpriced": sorted({r.model for r in rows if r.cost is None and not r.model.startswith("local:")}),
             "output_dir": str(study.out)}
@@ -161,6 +187,8 @@ def plan_table(plan: dict) -> str:
         lines.append("* not reachable here (no hub access, benchmark not downloaded): counted by its published size")
     for t in plan["training"]:
         lines.append(f"train  {t}")
+    for e in plan.get("engines", []):
+        lines.append(f"engine {e}")
     if plan["cost"]:
         lo, hi = plan["cost"]
         lines.append(f"estimated cost: ${lo:,.2f} (input only) to ${hi:,.2f} (every answer at max tokens)")

@@ -113,6 +113,7 @@ def build(study: "Study", total_seconds: float) -> dict:
     if r.get("rm"):
         histories["reward model"] = r["rm"].get("log_history") or []
     curves = plots.training_curves(histories, figs_dir / "training_curves") if histories else []
+    dpo_curves = plots.dpo_curves(r["dpo"].get("log_history") or [], figs_dir / "dpo_curves") if r.get("dpo") else []
     paper = plots.paper_numbers()
     paper_figs = plots.paper_figures(figs_dir / "paper") if study.pipe.stages.report.paper_numbers else {}
     usage = _stage_usage(r)
@@ -132,10 +133,24 @@ def build(study: "Study", total_seconds: float) -> dict:
     env.filters["num"] = lambda x: "" if x is None else f"{round(float(x), 3):,g}"
     tmpl = env.from_string(resources.files("gpt4llm.pipeline").joinpath("templates/report.html.j2").read_text(encoding="utf-8"))
     html = tmpl.render(res=results, r=r, usage=usage, curves=_img(curves[0]) if curves else None,
+                       dpo_curves=_img(dpo_curves[0]) if dpo_curves else None, sft_vs_dpo=_sft_vs_dpo(r),
                        paper_figs={k: _img(v[0]) for k, v in paper_figs.items()}, paper=paper,
                        pipe=study.pipe, sections=SECTIONS)
     io.write_text(out / "report.html", html)
     return results
+
+
+def _sft_vs_dpo(r: dict) -> list[dict]:
+    """SFT against SFT + DPO on the same benchmarks: the judge's ratio and ROUGE-L (all lengths)."""
+    if not r.get("dpo"):
+        return []
+    rows = []
+    for name in ("student-en", "student-en-dpo"):
+        j = ((r.get("judge") or {}).get("summaries") or {}).get(name) or {}
+        rouge = next((x["rougeL"] for x in (r.get("rouge") or {}).get("table") or []
+                      if x["Model"] == name and x["Length"] == "ALL"), None)
+        rows.append({"model": name, "judge": j, "rougeL": rouge})
+    return rows
 
 
 def _strip(v):

@@ -19,29 +19,16 @@ import json
 import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Any, Callable
 
 from gpt4llm import io
 from gpt4llm.errors import BudgetExceeded, PartialFailure, UserError
 from gpt4llm.pipeline.config import load
 from gpt4llm.pipeline.study import Stage, Study
 from gpt4llm.stage import errors_path
-from gpt4llm.settings import Opt, Settings
+from gpt4llm.pipeline import RunSettings
 
 
-class RunSettings(Settings):
-    """gpt4llm run: the whole study from one file (generate, compare, train sft/rm, answer, rank, judge, rouge, stats, report)."""
-
-    pipeline: Annotated[Path, Opt(argument=True)]
-    """The pipeline file (see configs/quickstart.yaml, configs/paper.yaml)."""
-    output_dir: Annotated[Path | None, Opt("-o")] = None
-    """Where the study goes (default: the file's output_dir, else runs/NAME)."""
-    dry_run: bool = False
-    """Print the plan, request counts and the cost estimate; run nothing."""
-    quiet: Annotated[bool, Opt("-q")] = False
-    """No progress bars."""
-
-ORDER = ["translate", "generate", "compare", "sft", "rm", "answer", "rank", "judge", "rouge", "stats", "report"]
 
 
 def _console():
@@ -99,7 +86,8 @@ class Runner:
     # ------------------------------------------------------------------ the common keyword arguments
 
     def backend(self):
-        return self.study.pipe.backend
+        """The pipeline's backend settings; engine logs in <output-dir>/engines."""
+        return self.study.pipe.backend.model_copy(update={"engine_log_dir": self.study.out / "engines"})
 
     def calls(self, **kw) -> dict:
         """What the pipeline owns of every model stage: the study's journal, backend and quiet."""
@@ -142,11 +130,18 @@ class Runner:
             add(Stage("rm", f"train a reward model on {m.reward_base} from the comparisons",
                       {"base": m.reward_base, "settings": fingerprinted(s.rm), "seed": pipe.seed},
                       [p("models", "reward", "gpt4llm_train.json")], ["compare"]), self.rm)
+        if s.dpo:
+            others = [x for x in pipe.languages if x != "en"]
+            add(Stage("dpo", "train student-en-dpo from the English SFT student on the comparisons"
+                      + (f" (no DPO student for {', '.join(others)}: the comparisons are English)" if others else ""),
+                      {"settings": fingerprinted(s.dpo), "seed": pipe.seed},
+                      [p("models", "student-en-dpo", "gpt4llm_train.json")], ["sft.en", "compare"]), self.dpo)
         if s.answer:
             add(Stage("answer", "the students, the base and the reference answer the benchmarks",
                       {"settings": fingerprinted(s.answer), "benchmarks": pipe.data.benchmarks.model_dump(),
                        "teacher": m.teacher, "reference": s.judge.reference if s.judge else None},
-                      [p("answers", "answers.json")], [f"sft.{x}" for x in pipe.languages]), self.answer)
+                      [p("answers", "answers.json")], [f"sft.{x}" for x in pipe.languages] + (["dpo"] if s.dpo else [])),
+                self.answer)
         if s.rank:
             add(Stage("rank", "the reward model ranks the student's samples (best-of-N, groups 1..N)",
                       {"settings": fingerprinted(s.rank)}, [p("answers", "ranked.json")], ["rm", "answer"]), self.rank)
@@ -256,6 +251,21 @@ class Runner:
         return {"model": str(cfg.output_dir), "base": base, "groups": r.groups, "pairs": r.pairs, "ties": r.ties,
                 "truncated": r.truncated, "metrics": r.metrics, "steps": r.steps, "train_seconds": round(r.seconds, 1),
                 "effective_batch": r.effective_batch, "log_history": meta.get("log_history", [])}
+
+    def dpo(self) -> dict:
+        from gpt4llm.train import dpo
+
+        st = self.study
+        t = st.pipe.stages.dpo
+        cfg = dpo.DPOSettings(
+            **{**settings(t), "merge": t.merge or t.lora, "deepspeed": st.path(t.deepspeed) if t.deepspeed else None},
+            data=str(st.p("data", "comparisons.jsonl")), output_dir=st.p("models", "student-en-dpo"),
+            model=f"local:{st.p('models', 'student-en').resolve()}", seed=st.pipe.seed, quiet=self.quiet)
+        cfg = cfg.model_copy(update=self._training_dir(cfg))
+        r = dpo.run(cfg)
+        return {"model": str(cfg.output_dir), "data_stats": r.stats, "steps": r.steps, "train_loss": r.train_loss,
+                "train_seconds": round(r.seconds, 1), "metrics": r.metrics, "effective_batch": r.effective_batch,
+                "template": r.template, "log_history": r.log_history}
 
     def answer(self) -> dict:
         from gpt4llm.eval import answer

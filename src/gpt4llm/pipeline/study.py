@@ -63,6 +63,8 @@ class Study:
         """(model_id, model, samples) of every model that answers the benchmarks."""
         a, langs = self.pipe.stages.answer, self.pipe.languages
         out = [(f"student-{lang}", f"local:{self.p('models', f'student-{lang}').resolve()}", a.samples) for lang in langs]
+        if self.pipe.stages.dpo:  # SFT + DPO, one answer per question: compared with the SFT student
+            out.append(("student-en-dpo", f"local:{self.p('models', 'student-en-dpo').resolve()}", 1))
         if a.base_model:
             out.append(("base", self.pipe.models.student_base, 1))
         return out

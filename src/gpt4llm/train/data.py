@@ -34,7 +34,10 @@ class DataStats:
 
 
 def load_sft_records(source: str) -> list[AlpacaRecord]:
-    rows = io.read_records(source, AlpacaRecord)
+    """Alpaca records with ``output``: a file, hf:NAME, or a named dataset (alpaca-gpt4-en)."""
+    from gpt4llm.eval.benchmarks import resolve
+
+    rows = io.read_records(resolve(source), AlpacaRecord)
     for rec, where in rows:
         if rec.output is None:
             raise UserError(f"{where}: field 'output' is missing; SFT data needs the teacher's answer "

@@ -1,0 +1,187 @@
+"""Engines for local: models (issue 15), on the CPU with a stand-in engine: the ``command`` engine
+running ``gpt4llm serve`` (a real OpenAI-compatible server on the embedded model). Two replicas
+share the work; the prompts they receive are byte for byte those the transformers engine builds;
+a replica killed with -9 mid-run loses nothing and no call is paid twice; no server outlives the
+command (normal end, Ctrl-C, kill -9 of gpt4llm). Also: the command lines built for vLLM and
+SGLang, a list of endpoints with a dead one and one that dies mid-run, and bad engines."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from support import DATA, run_cli, write_jsonl
+from support.openai_server import OpenAIServer
+
+from gpt4llm.backends.engines import command_line, gpu_groups
+from gpt4llm.errors import UserError
+
+QUESTIONS = [json.loads(x) for x in (DATA / "vicuna-eval-2023" / "question.jsonl").read_text().splitlines()]
+
+
+def serve_command(marker: str) -> str:
+    # {local_model}: what gpt4llm serve takes; the marker names this test's servers in `ps`
+    return f"{sys.executable} -m gpt4llm serve --model {{local_model}} --port {{port}} --served-name {marker}"
+
+
+def servers(marker: str) -> list[int]:
+    """Pids of every live process whose command line carries the marker."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if marker in cmd and "pytest" not in cmd:
+                out.append(int(pid))
+    return out
+
+
+def answer_args(tmp_path, n: int, marker: str, *extra: str) -> list[str]:
+    q = write_jsonl(tmp_path / "q.jsonl", QUESTIONS[:n])
+    return ["answer", "-b", str(q), "-o", str(tmp_path / "a.jsonl"), "--engine", "command", "--engine-command",
+            serve_command(marker), "--replicas", "2", "--max-tokens", "8", "--temperature", "0", "--concurrency", "4",
+            "-q", *extra]
+
+
+def test_two_replicas_share_the_work_with_byte_identical_prompts_and_stop(tmp_path):
+    from gpt4llm.backends.local import LocalBackend, load_model
+    from gpt4llm.eval.answer import build_requests, choose_template
+    from gpt4llm.eval.questions import load_questions
+    from gpt4llm.backends.base import GenParams
+
+    marker = f"gpt4llm-test-{os.getpid()}-a"
+    env = {"GPT4LLM_SERVE_PROMPT_LOG": str(tmp_path / "prompts.{pid}.jsonl")}
+    r = run_cli(*answer_args(tmp_path, 12, marker), env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    answers = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert len(answers) == 12 and all(a["meta"]["model"] == "local+command:smollm2-135m-instruct" for a in answers)
+    logs = sorted(tmp_path.glob("prompts.*.jsonl"))
+    assert len(logs) == 2, logs  # both replicas got requests
+    received = [json.loads(x) for f in logs for x in f.read_text().splitlines()]
+    assert len(received) == 12
+    # The prompts the servers received are those the transformers engine builds, byte for byte.
+    tok, _ = load_model("smollm2-135m-instruct")
+    template = choose_template("local:smollm2-135m-instruct", "auto")
+    reqs = build_requests(load_questions(str(tmp_path / "q.jsonl")), template, 1, GenParams(temperature=0, max_tokens=8))
+    expected = sorted(LocalBackend.render(None, tok, q) for q in reqs)
+    assert sorted((x["prompt"], x["add_special_tokens"]) for x in received) == expected
+    assert (tmp_path / "engines").is_dir() and len(list((tmp_path / "engines").glob("*.log"))) == 2
+    assert servers(marker) == []  # stopped with the command
+    # Again: every answer from the journal, no server needed for nothing... and none left behind.
+    r = run_cli(*answer_args(tmp_path, 12, marker), env=env, timeout=600)
+    assert r.returncode == 0 and "model calls: 0 made" in r.stdout and servers(marker) == []
+
+
+def test_a_replica_killed_mid_run_loses_nothing_and_no_call_is_paid_twice(tmp_path):
+    marker = f"gpt4llm-test-{os.getpid()}-b"
+    env = {**os.environ, "COLUMNS": "200", "GPT4LLM_SERVE_PROMPT_LOG": str(tmp_path / "prompts.{pid}.jsonl")}
+    p = subprocess.Popen([sys.executable, "-m", "gpt4llm", *answer_args(tmp_path, 40, marker, "--max-tokens", "24")],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    victim = None
+    while victim is None:
+        assert p.poll() is None and time.time() < deadline, p.stderr.read() if p.poll() is not None else "slow"
+        for f in tmp_path.glob("prompts.*.jsonl"):
+            if len(f.read_text().splitlines()) >= 3:
+                victim = int(f.name.split(".")[1])
+        time.sleep(0.05)
+    os.kill(victim, signal.SIGKILL)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+    answers = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert sorted(a["question_id"] for a in answers) == [q["question_id"] for q in QUESTIONS[:40]]
+    db = sqlite3.connect(tmp_path / "a.jsonl.journal.sqlite")
+    rows = db.execute("SELECT status, attempts FROM calls").fetchall()
+    assert len(rows) == 40 and all(s == "ok" and a == 1 for s, a in rows)
+    assert servers(marker) == []
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigkill"])
+def test_no_server_outlives_gpt4llm(how, tmp_path):
+    marker = f"gpt4llm-test-{os.getpid()}-{how}"
+    env = {**os.environ, "GPT4LLM_SERVE_PROMPT_LOG": str(tmp_path / "prompts.{pid}.jsonl")}
+    p = subprocess.Popen([sys.executable, "-m", "gpt4llm", *answer_args(tmp_path, 40, marker, "--max-tokens", "64")],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=(how == "sigkill"))
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("prompts.*.jsonl")):
+        assert p.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    assert len(servers(marker)) >= 2
+    p.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
+    p.wait(timeout=120)
+    deadline = time.time() + 60
+    while servers(marker) and time.time() < deadline:
+        time.sleep(0.2)
+    assert servers(marker) == []
+    if how == "sigint":
+        assert p.returncode == 130 and b"Traceback" not in p.stderr.read()
+
+
+def test_vllm_and_sglang_command_lines():
+    kw = dict(model="/models/student", local_model="local:/models/student", served_name="student", host="127.0.0.1",
+              port=8123, tensor_parallel=4, gpus="0,1,2,3")
+    assert command_line("vllm", None, **kw) == [
+        "vllm", "serve", "/models/student", "--host", "127.0.0.1", "--port", "8123", "--tensor-parallel-size", "4",
+        "--served-model-name", "student", "--generation-config", "vllm"]
+    sg = command_line("sglang", None, **kw)
+    assert sg[1:] == ["-m", "sglang.launch_server", "--model-path", "/models/student", "--host", "127.0.0.1", "--port",
+                      "8123", "--tp-size", "4", "--served-model-name", "student"]
+    assert command_line("command", "llama-server -m {model} --port {port} -ngl {tensor_parallel}", **kw) == [
+        "llama-server", "-m", "/models/student", "--port", "8123", "-ngl", "4"]
+    with pytest.raises(UserError, match="unknown placeholder"):
+        command_line("command", "x {nope}", **kw)
+    assert gpu_groups("0,1,2,3,4,5,6,7", 2, 4) == ["0,1,2,3", "4,5,6,7"] and gpu_groups(None, 3, 1) == [None] * 3
+    with pytest.raises(UserError, match="need 8 GPUs, got 4"):
+        gpu_groups("0,1,2,3", 2, 4)
+
+
+def test_a_list_of_endpoints_with_a_dead_one_and_one_dying_mid_run(tmp_path):
+    recs = [{"instruction": f"Describe item {i}.", "input": ""} for i in range(60)]
+    src = write_jsonl(tmp_path / "in.jsonl", recs)
+    with OpenAIServer(delay=0.02) as a, OpenAIServer(delay=0.02) as c:
+        import threading
+
+        from support.openai_server import Fault
+
+        def count(content, attempt):
+            if len(c.requests) > 10:  # from its 11th request on, the server is gone: open connections drop,
+                if c.httpd.socket.fileno() >= 0:  # new ones are refused
+                    threading.Thread(target=lambda: (c.httpd.shutdown(), c.httpd.server_close()), daemon=True).start()
+                return Fault("drop")
+            return None
+
+        c.fault = count
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        env = {"OPENAI_API_KEY": a.api_key}
+        r = run_cli("generate", "-i", str(src), "-o", str(tmp_path / "o.jsonl"), "--teacher", "openai:teacher",
+                    "--base-url", a.url, "--base-url", dead, "--base-url", c.url, "--concurrency", "6",
+                    "--retry-backoff", "0.01", "--timeout", "2", "-q", env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        out = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+        assert len(out) == 60 and len({x["id"] for x in out}) == 60
+        assert len(a.requests) == 50 and len(c.requests) >= 10  # C answered its first 10, dropped the rest
+        db = sqlite3.connect(tmp_path / "o.jsonl.journal.sqlite")
+        assert db.execute("SELECT COUNT(*), SUM(attempts) FROM calls WHERE status = 'ok'").fetchone() == (60, 60)
+
+
+def test_bad_engines_are_one_line_and_exit_2(tmp_path):
+    q = write_jsonl(tmp_path / "q.jsonl", QUESTIONS[:2])
+    base = ["answer", "-b", str(q), "-o", str(tmp_path / "a.jsonl"), "-q"]
+    r = run_cli(*base, "--engine", "vllm")
+    assert r.returncode == 2 and "'vllm' is not installed or not on PATH" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli(*base, "--engine", "command", "--engine-command", f"{sys.executable} -c \"import sys; print('boom: no GPU'); sys.exit(3)\"")
+    assert r.returncode == 2 and "exited with status 3 before it was ready" in r.stderr and "boom: no GPU" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "a.jsonl").exists()
+    r = run_cli(*base, "--engine", "command")
+    assert r.returncode == 2 and "--engine command needs --engine-command" in r.stderr
