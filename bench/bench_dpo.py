@@ -37,7 +37,7 @@ HERE = Path(__file__).parent
 VICUNA = HERE.parent.parent / "shared" / "data" / "vicuna-eval-2023"
 SCORE = {"gpt-3.5-turbo": 5, "vicuna-13b": 4, "bard": 3, "alpaca-13b": 2, "llama-13b": 1}  # by the paper's Vicuna-80 sums
 LR, BETA, MAX_LEN, PROMPTS_PER_STEP = 2e-4, 0.1, 384, 4
-TRAIN_PROMPTS = {3: 160, 4: 120}
+TRAIN_PROMPTS = {3: 80, 4: 60}
 
 
 def source_score(model_id: str) -> int:

@@ -188,6 +188,22 @@ def eval_judge(cfg: JudgeSettings) -> None:
     finish_calls("eval judge", s.calls, s.call_failures, None, output=s.output)
 
 
+@register("eval leaderboard", "gpt4llm.eval.leaderboard:LeaderboardSettings")
+def eval_leaderboard(cfg: LeaderboardSettings) -> None:
+    """One table of many models from pairwise judgments: raw and length-controlled win rates, Bradley-Terry with CIs."""
+    from gpt4llm.eval import leaderboard
+
+    typer.echo(leaderboard.table_text(leaderboard.run(cfg)))
+
+
+@register("eval agreement", "gpt4llm.eval.agreement:AgreementSettings")
+def eval_agreement(cfg: AgreementSettings) -> None:
+    """The LLM judge against the eval human page: agreement, Cohen's kappa, confusion, position consistency."""
+    from gpt4llm.eval import agreement
+
+    typer.echo(agreement.agreement_text(agreement.run(cfg)))
+
+
 @register("eval rouge", "gpt4llm.eval.rouge:RougeSettings")
 def eval_rouge(cfg: RougeSettings) -> None:
     """ROUGE-1/2/L F of answers against the ground truth, by ground-truth length (0-2, 3-5, 6-10, >10, all)."""

@@ -75,6 +75,53 @@ def judge_bars(summaries: dict[str, dict], stem: str | Path, reference: str) -> 
     return save(fig, stem)
 
 
+def leaderboard_chart(rows: list[dict], stem: str | Path, baseline: str) -> list[Path]:
+    """Raw and length-controlled win rates against the baseline, each with its 95% interval
+    (1.96 standard errors), one pair of bars per model, the 50% line marked."""
+    import numpy as np
+
+    plt = _plt()
+    rows = [r for r in rows if r["model"] != baseline and (r["win_rate"] is not None
+                                                          or r["length_controlled_winrate"] is not None)]
+    if not rows:
+        return []
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
+    for off, key, se, label, color in ((-0.2, "length_controlled_winrate", "lc_standard_error", "length-controlled",
+                                        "#4c72b0"), (0.2, "win_rate", "standard_error", "raw", "#dd8452")):
+        vals = [r[key] if r[key] is not None else 0.0 for r in rows]
+        errs = [1.96 * r[se] if r.get(se) is not None else 0.0 for r in rows]
+        ax.barh(y + off, vals, 0.38, xerr=errs, label=label, color=color, capsize=2)
+    ax.axvline(50, color="grey", lw=0.8, ls="--")
+    ax.set_yticks(y, [r["model"] for r in rows])
+    ax.set_xlabel(f"win rate against {baseline} (%), 95% interval")
+    ax.set_xlim(0, 100)
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    return save(fig, stem)
+
+
+def radar(summaries: dict[str, dict], stem: str | Path) -> list[Path]:
+    """MT-Bench's radar chart: each model's mean single-answer grade (0-10) per category."""
+    import numpy as np
+
+    plt = _plt()
+    cats = sorted({c for s in summaries.values() for c, v in s["categories"].items() if v["mean"] is not None})
+    if len(cats) < 3:
+        return []
+    angles = np.linspace(0, 2 * np.pi, len(cats), endpoint=False).tolist()
+    fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"projection": "polar"})
+    for name, s in summaries.items():
+        vals = [s["categories"].get(c, {}).get("mean") or 0.0 for c in cats]
+        ax.plot(angles + angles[:1], vals + vals[:1], label=f"{name} ({s['score']:.2f})" if s["score"] is not None
+                else name)
+        ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
+    ax.set_xticks(angles, cats)
+    ax.set_ylim(0, 10)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=8)
+    return save(fig, stem)
+
+
 def rouge_buckets(table: list[dict], stem: str | Path, reference_model: str, metric: str = "rougeL") -> list[Path]:
     """The paper's ROUGE-L chart: groups by ground-truth length, a bar per model, each labelled
     with its difference to the reference model."""

@@ -102,6 +102,8 @@ class Question(BaseModel):
     input: str = ""
     category: str | None = None
     reference: str | None = None
+    turns: list[str] | None = None
+    """FastChat llm_judge questions (MT-Bench): every turn; ``instruction`` is the first."""
 
 
 class FastChatAnswer(BaseModel):

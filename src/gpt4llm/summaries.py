@@ -140,9 +140,29 @@ def human_results_text(r, output_dir) -> str:
     return "\n".join(lines)
 
 
+def single_text(model_id: str, s: dict) -> str:
+    """One model's single-answer grades: the mean (FastChat's "Average") with its interval, per turn
+    and per category."""
+    def mean(v):
+        return "n/a" if v.get("mean") is None else f"{v['mean']:.2f}" + (
+            f" [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}]" if v.get("ci95") else "")
+
+    score = "n/a" if s["score"] is None else f"{s['score']:.2f}" + (f" (95% CI {s['ci95'][0]:.2f}-{s['ci95'][1]:.2f})"
+                                                                    if s.get("ci95") else "")
+    lines = [f"{model_id}: {score} over {s['scored']} of {s['judged']} grades ({s['questions']} questions); "
+             f"parse failures {s['parse_failures']}; call failures {s['call_failures']}",
+             "  turns: " + "; ".join(f"{t}: {mean(v)}" for t, v in s["turns"].items()),
+             "  categories: " + "; ".join(f"{c} {mean(v)}" for c, v in s["categories"].items())]
+    if (s.get("reliability") or {}).get("unreliable"):
+        lines.append(f"  UNRELIABLE JUDGE: {'; '.join(s['reliability']['reasons'])}")
+    return "\n".join(lines)
+
+
 def judge_run_text(s) -> str:
-    lines = [judge_text(model_id, summary) for model_id, summary in s.summaries.items()]
-    lines.append(f"wrote reviews to {s.output}, summary to {s.output}.summary.json, chart " + ", ".join(map(str, s.figure)))
+    single = any(v.get("mode") == "single" for v in s.summaries.values())
+    lines = [(single_text if single else judge_text)(model_id, summary) for model_id, summary in s.summaries.items()]
+    lines.append(f"wrote {'grades' if single else 'reviews'} to {s.output}, summary to {s.output}.summary.json, chart "
+                 + ", ".join(map(str, s.figure)))
     if s.calls is not None:
         lines += call_lines(s.calls)
     if s.asked is not None and s.asked.reasks:

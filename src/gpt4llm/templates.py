@@ -111,6 +111,18 @@ class PromptTemplate:
         blob = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
 
+    def jinja(self) -> str | None:
+        """A tokenizer chat template that renders this template, so a server given only chat messages
+        (``vllm serve`` by hand, /v1/chat/completions) builds the prompt the student was trained on:
+        each user message is the instruction of the no-input form, each assistant message is followed
+        by EOS. None for ``chat`` (the tokenizer's own template is kept)."""
+        if self.name == "chat":
+            return None
+        before, after = self.prompt_no_input.split("{instruction}")
+        return ("{% for m in messages %}{% if m['role'] == 'user' %}{% raw %}" + before + "{% endraw %}"
+                "{{ m['content'] }}{% raw %}" + after + "{% endraw %}{% elif m['role'] == 'assistant' %}"
+                "{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}")
+
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / TEMPLATE_FILE
         from gpt4llm.io import write_json

@@ -3,12 +3,9 @@ log in with a token, annotate, reload, resume, go back, and check the results; a
 holding <script> must show as text; forged and stale posts are refused."""
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from support import run_cli, write_jsonl
+from support import free_port, run_cli, wait_http, write_jsonl
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (make test installs it)")
 
 XSS = '<script>window.__pwned = 1; alert("x")</script><img src=x onerror="window.__pwned=2">'
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture
@@ -44,12 +33,7 @@ def server(tmp_path):
                              "--annotators", "2", "--port", str(port)], stdout=subprocess.PIPE, text=True)
     links = [proc.stdout.readline().strip().split(": ", 1)[1] for _ in range(2)]
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(base + "/health")
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_http(base + "/health")
     yield base, links, db
     proc.terminate()
     proc.wait()

@@ -185,3 +185,27 @@ def test_bad_engines_are_one_line_and_exit_2(tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "a.jsonl").exists()
     r = run_cli(*base, "--engine", "command")
     assert r.returncode == 2 and "--engine command needs --engine-command" in r.stderr
+
+
+def test_a_trained_student_is_served_with_the_prompts_it_was_trained_on(tmp_path, tiny_checkpoint, toy_sft_data):
+    """`train sft` writes a checkpoint an engine serves as it is: the command engine's server gets
+    the Alpaca prompts the transformers engine builds from the saved template, byte for byte."""
+    from gpt4llm.templates import ALPACA
+
+    student = tmp_path / "student"
+    r = run_cli("train", "sft", "-d", str(toy_sft_data), "-o", str(student), "--model", f"local:{tiny_checkpoint}",
+                "--epochs", "1", "--max-steps", "1", "--batch-size", "2", "--per-device-batch", "2", "--precision", "fp32",
+                "-q")
+    assert r.returncode == 0, r.stderr[-3000:]
+    marker = f"gpt4llm-test-{os.getpid()}-s"
+    q = write_jsonl(tmp_path / "q.jsonl", QUESTIONS[:4])
+    env = {"GPT4LLM_SERVE_PROMPT_LOG": str(tmp_path / "prompts.{pid}.jsonl")}
+    r = run_cli("answer", "-b", str(q), "-o", str(tmp_path / "a.jsonl"), "--model", f"local:{student}", "--engine",
+                "command", "--engine-command", serve_command(marker), "--max-tokens", "4", "--temperature", "0", "-q",
+                env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    received = [json.loads(x) for f in tmp_path.glob("prompts.*.jsonl") for x in f.read_text().splitlines()]
+    assert sorted((x["prompt"], x["add_special_tokens"]) for x in received) == \
+        sorted((ALPACA.prompt(q["text"]), True) for q in QUESTIONS[:4])
+    assert all(a["meta"]["template"] == "alpaca" for a in map(json.loads, (tmp_path / "a.jsonl").read_text().splitlines()))
+    assert servers(marker) == []

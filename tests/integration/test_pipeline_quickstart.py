@@ -34,7 +34,7 @@ def test_results_json_matches_the_stage_outputs(quickstart_run):
     assert r["compare"]["written"] == len(read_jsonl(out / "data" / "comparisons.jsonl"))
     summaries = json.loads((out / "eval" / "reviews.jsonl.summary.json").read_text())["models"]
     assert r["judge"]["summaries"] == summaries
-    assert set(summaries) == {"student-en", "student-en-R1", "student-en-R2", "student-en-R3"}
+    assert set(summaries) == {"student-en", "student-en-dpo", "student-en-R1", "student-en-R2", "student-en-R3"}
     for s in summaries.values():  # every question judged in both orders, none silently dropped
         assert s["questions"] == 6 and s["scored"] + s["parse_failures"] + s["call_failures"] == 6
         assert s["flip_rate"] is not None
@@ -46,6 +46,14 @@ def test_results_json_matches_the_stage_outputs(quickstart_run):
     assert r["sft"]["en"]["steps"] == sft["steps"] and r["rm"]["pairs"] > 0
     for k in (1, 2, 3):  # each ranking group holds one answer per question
         assert len(read_jsonl(out / "answers" / f"judge.student-en-R{k}.jsonl")) == 6
+    # the leaderboard of the same reviews: every judged model against the teacher, the paper's ratio beside it
+    board = {row["model"]: row for row in r["judge"]["leaderboard"]["rows"]}
+    assert set(board) == set(summaries) | {"teacher"} and r["judge"]["leaderboard"]["baseline"] == "teacher"
+    assert board == {row["model"]: row for row in json.loads((out / "eval" / "leaderboard" / "leaderboard.json").read_text())}
+    for m in summaries:
+        assert board[m]["n_total"] + board[m]["n_missing"] == 6 and board[m]["length_controlled_winrate"] is not None
+        lo, hi = board[m]["ci95"]
+        assert lo <= board[m]["bt_score"] <= hi
     prov = res["provenance"]
     assert prov["models"]["teacher"] == "local:smollm2-135m-instruct" and prov["seed"] == 42
     assert prov["versions"]["transformers"] and "prompts/rating.txt" in prov["prompt_hashes"]
@@ -57,8 +65,9 @@ def test_report_has_every_section_and_escapes_model_text(quickstart_run):
     for s in SECTIONS:
         assert f'<section id="{s}">' in html
     assert "<script" not in html  # nothing executable; model text is escaped by autoescape
-    assert html.count('<tr class="unreliable">') == 4 and "unreliable judge: " in html
+    assert html.count('<tr class="unreliable">') == 5 and "unreliable judge: " in html
     assert 'src="data:image/png;base64,' in html  # images are embedded: one file opens anywhere
+    assert 'id="leaderboard"' in html and "length-controlled win rate" in html
 
 
 def test_a_finished_study_runs_again_with_nothing_to_do(quickstart_run):
@@ -66,5 +75,38 @@ def test_a_finished_study_runs_again_with_nothing_to_do(quickstart_run):
     before = (out / "data" / "comparisons.jsonl").read_bytes()
     r = run_cli("run", str(ROOT / "configs" / "quickstart.yaml"), "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stderr.count("done earlier, skipped") == 9
+    assert r.stderr.count("done earlier, skipped") == 10
     assert (out / "data" / "comparisons.jsonl").read_bytes() == before
+
+
+def test_the_judge_against_people_joins_the_report(quickstart_run, tmp_path):
+    """The user's next step: people judge the same pairs (student-en vs the teacher) on the human
+    page, the pipeline gets stages.judge.human_db, and the run adds the judge-human agreement to
+    the report (only the judge stage runs again; its calls come from the journal)."""
+    import yaml
+    from support import write_jsonl
+    from support.human import annotate
+
+    out = quickstart_run["out"]
+    student = {a["question_id"]: a for a in read_jsonl(out / "answers" / "judge.student-en.jsonl")
+               if a["meta"]["sample"] == 0}
+    teacher = {a["question_id"]: a for a in read_jsonl(out / "answers" / "judge.teacher.jsonl")}
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"id": str(q), "instruction": a["meta"]["instruction"], "input": a["meta"]["input"],
+         "a": {"model": "student-en", "text": a["text"]}, "b": {"model": "teacher", "text": teacher[q]["text"]}}
+        for q, a in student.items()])
+    db = tmp_path / "human.sqlite"
+    annotate(pairs, db, 1, lambda k, pair: {"helpfulness": "b", "honesty": "tie", "harmlessness": "a"})
+    cfg = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
+    cfg["stages"]["judge"]["human_db"] = str(db)
+    cfg_file = tmp_path / "with_people.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    r = run_cli("run", str(cfg_file), "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("done earlier, skipped") == 9  # the judge stage alone ran again
+    ag = json.loads((out / "results.json").read_text())["results"]["judge"]["agreement"]
+    assert ag == json.loads((out / "eval" / "agreement.json").read_text())
+    assert ag["pairs_matched"] == 6 and ag["per_criterion"]["helpfulness"]["votes"] == 6
+    assert ag["position_consistency"] is not None and ag["pairs_in_both_orders"] == 6
+    html = (out / "report.html").read_text()
+    assert 'id="agreement"' in html and "The judge against people" in html

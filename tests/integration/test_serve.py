@@ -2,27 +2,16 @@
 
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import openai
 import pytest
 
-from support import read_jsonl, run_cli
+from support import free_port, read_jsonl, run_cli, wait_http
 
 from gpt4llm.generate import load_instructions
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +20,7 @@ def server():
     proc = subprocess.Popen([sys.executable, "-m", "gpt4llm", "serve", "--port", str(port), "--api-key", "sekret",
                              "--max-wait-ms", "50"], stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(base + "/health")
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_http(base + "/health")
     yield base
     proc.terminate()
     proc.wait()
@@ -119,12 +103,7 @@ def test_a_trained_student_is_served_with_its_saved_template(tmp_path, tiny_chec
                              "--served-name", "student"], stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(base + "/health")
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_http(base + "/health")
         from transformers import AutoTokenizer
 
         from gpt4llm.templates import ALPACA

@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from support import ROOT, read_jsonl, run_cli, write_jsonl
+from support import run_cli, write_jsonl
 
 from gpt4llm.schemas import Comparison
 from gpt4llm.templates import ALPACA

@@ -41,6 +41,12 @@ def test_loss_falls_and_checkpoint_loads_in_plain_transformers(tmp_path, tiny_ch
     ids = tok(PromptTemplate.load(out).prompt("Repeat the word three times: river"), return_tensors="pt")
     gen = model.generate(**ids, max_new_tokens=4, do_sample=False)
     assert gen.shape[1] > ids["input_ids"].shape[1]  # the saved checkpoint generates
+    # served as it is: a server given chat messages renders the Alpaca prompt the student learned,
+    # and the generation config stops at the tokenizer's EOS
+    messages = [{"role": "user", "content": "Repeat the word three times: river"}]
+    assert tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == \
+        PromptTemplate.load(out).prompt("Repeat the word three times: river")
+    assert json.loads((out / "generation_config.json").read_text())["eos_token_id"] == tok.eos_token_id
 
 
 def test_dry_run_prints_token_statistics_and_trains_nothing(tmp_path, tiny_checkpoint, toy_sft_data):

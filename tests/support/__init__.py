@@ -1,9 +1,12 @@
-"""Helpers shared by the tests: paths, the real CLI in a subprocess, JSONL files."""
+"""Helpers shared by the tests: paths, the real CLI in a subprocess, JSONL files, local servers."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,3 +30,22 @@ def write_jsonl(path, rows: list) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_http(url: str, tries: int = 600, pause: float = 0.1) -> None:
+    """Until ``url`` answers (a server just started), at most ``tries`` x ``pause`` seconds."""
+    for _ in range(tries):
+        try:
+            urllib.request.urlopen(url)
+            return
+        except OSError:
+            time.sleep(pause)
+    raise TimeoutError(f"{url} did not answer")

@@ -4,6 +4,10 @@ The prompt is the model's own: a checkpoint trained by gpt4llm carries its templ
 (``gpt4llm_template.json``), which formats the question exactly as in training (DESIGN.md
 principle 5); otherwise a model with a chat template gets the question as one user message,
 and any other gets the Alpaca prompt. Output: FastChat's answer format plus ``meta``.
+
+Questions with ``turns`` (FastChat llm_judge, MT-Bench's two turns) are answered turn by turn, each
+turn seeing the earlier questions and the model's own answers (``next_turn``), and written in
+llm_judge's model_answer format: ``choices: [{"index": 0, "turns": [...]}]``.
 """
 
 from __future__ import annotations
@@ -101,6 +105,30 @@ def build_requests(questions: list[Question], template: PromptTemplate, samples:
     return out
 
 
+def conversation_so_far(questions: list[str], answers: list[str]) -> str:
+    """The earlier exchanges of a multi-turn question, as the ``### Input:`` of a single-turn
+    (Alpaca) prompt whose instruction is the new question."""
+    return "\n\n".join(f"User: {q}\nAssistant: {a}" for q, a in zip(questions, answers))
+
+
+def next_turn(q: Question, k: int, answers: list[str], template: PromptTemplate, params: GenParams) -> Request:
+    """Turn len(answers) + 1 of ``q``: with a chat template, the conversation so far (each question a
+    user message, each of the model's own answers an assistant message, then the new question);
+    with the Alpaca template, the new question as the instruction and the conversation so far as
+    the input."""
+    n = len(answers)
+    if template.name == "chat":
+        messages = []
+        for question, answer in zip(q.turns, answers):
+            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        req = Request(params=params, messages=messages + [{"role": "user", "content": q.turns[n]}], sample=k)
+    else:
+        req = Request(params=params, prompt=template.prompt(q.turns[n], conversation_so_far(q.turns[:n], answers)),
+                      sample=k)
+    req.tag = (q, k)
+    return req
+
+
 def answer_id(model_id: str, question_id, sample: int) -> str:
     return hashlib.sha256(f"{model_id}\0{question_id}\0{sample}".encode()).hexdigest()[:22]
 
@@ -115,24 +143,54 @@ def run(cfg: AnswerSettings) -> AnswerSummary | Plan:
     model_id = cfg.model_id or Path(backend.model).name
     params = cfg.params()
     requests = build_requests(questions, template, cfg.samples, params)
+    turns_of = {(r.tag[0].question_id, r.tag[1]): [] for r in requests}  # the model's answers, turn by turn
+    done: dict[tuple, object] = {}
     with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
-        if cfg.dry_run:
-            return plan_calls(backend, journal, requests, prices=prices, rpm=cfg.backend.rpm, tpm=cfg.backend.tpm)
-        stats = run_calls(backend, journal, requests, label=f"answer {model_id}", quiet=cfg.quiet, prices=prices)
+        if cfg.dry_run:  # later turns are planned with empty earlier answers (their prompts are longer)
+            later = [next_turn(q, k, [""] * n, template, params) for q in questions if q.turns
+                     for n in range(1, len(q.turns)) for k in range(cfg.samples)]
+            return plan_calls(backend, journal, requests + later, prices=prices, rpm=cfg.backend.rpm,
+                              tpm=cfg.backend.tpm)
+        stats, turn, pending = None, 1, requests
+        while pending:  # turn by turn: a turn's prompt holds the model's own earlier answers
+            label = f"answer {model_id}" + (f" (turn {turn})" if turn > 1 else "")
+            got = run_calls(backend, journal, pending, label=label, quiet=cfg.quiet, prices=prices)
+            stats = got if stats is None else stats.merge(got)
+            more = []
+            for req in pending:
+                q, k = req.tag
+                e = got.entries.get(req.key)
+                if e is None or not e.ok:
+                    done[(q.question_id, k)] = (turn, e.error if e else "not run")
+                    continue
+                turns_of[(q.question_id, k)].append(e)
+                if q.turns and len(q.turns) > turn:
+                    more.append(next_turn(q, k, [x.text for x in turns_of[(q.question_id, k)]], template, params))
+            pending, turn = more, turn + 1
     answers, errors = [], []
     for req in requests:
         q, k = req.tag
-        e = stats.entries.get(req.key)
-        if e is None or not e.ok:
-            errors.append({"question_id": q.question_id, "sample": k, "error": e.error if e else "not run"})
+        if (q.question_id, k) in done:
+            failed_turn, why = done[(q.question_id, k)]
+            errors.append({"question_id": q.question_id, "sample": k, "error": why,
+                           **({"turn": failed_turn} if q.turns else {})})
             continue
-        meta = {"sample": k, "instruction": q.instruction, "input": q.input, "template": template.name, "params": params.as_dict(), "finish_reason": e.finish_reason,
-                "usage": {"prompt_tokens": e.prompt_tokens, "completion_tokens": e.completion_tokens},
+        entries = turns_of[(q.question_id, k)]
+        meta = {"sample": k, "instruction": q.instruction, "input": q.input, "template": template.name,
+                "params": params.as_dict(), "finish_reason": entries[-1].finish_reason,
+                "usage": {"prompt_tokens": sum(e.prompt_tokens or 0 for e in entries),
+                          "completion_tokens": sum(e.completion_tokens or 0 for e in entries)},
                 "model": f"{backend.kind}:{backend.model}"}
         if q.category:
             meta["category"] = q.category
-        answers.append(FastChatAnswer(question_id=q.question_id, answer_id=answer_id(model_id, q.question_id, k),
-                                      model_id=model_id, text=e.text, meta=meta).model_dump())
+        aid = answer_id(model_id, q.question_id, k)
+        if q.turns:  # FastChat llm_judge's model_answer format
+            meta["finish_reasons"] = [e.finish_reason for e in entries]
+            answers.append({"question_id": q.question_id, "answer_id": aid, "model_id": model_id,
+                            "choices": [{"index": 0, "turns": [e.text for e in entries]}], "meta": meta})
+        else:
+            answers.append(FastChatAnswer(question_id=q.question_id, answer_id=aid, model_id=model_id,
+                                          text=entries[0].text, meta=meta).model_dump())
     io.write_records(cfg.output, answers, "jsonl")
     write_errors(cfg.output, errors)
     return AnswerSummary(cfg.output, len(answers), len(errors), template.name, stats)

@@ -1,4 +1,5 @@
-"""Named benchmarks and datasets: ``vicuna80``, ``user-oriented-252``, ``unnatural-instructions``, and
+"""Named benchmarks and datasets: ``vicuna80``, ``user-oriented-252``, ``unnatural-instructions``,
+``mt-bench`` and ``vicuna-bench`` (FastChat llm_judge's, each with GPT-4's reference answers), and
 the paper's released data ``alpaca-gpt4-en``, ``alpaca-gpt4-zh``, ``comparison-gpt4-v2``.
 
 Each is downloaded from its canonical public location into the cache (``$GPT4LLM_BENCHMARKS``,
@@ -47,6 +48,8 @@ class Benchmark:
     git_blob: str | None = None
     """The released file's git blob id (sha1 of "blob <size>\0" + bytes)."""
     kind: str = "benchmark"
+    references: tuple[str, str, str] | None = None
+    """(url, filename, git blob id) of the reference answers that come with the questions."""
 
 
 PAPER_DATA = "https://raw.githubusercontent.com/Instruction-Tuning-with-GPT-4/GPT-4-LLM/main/data/"
@@ -64,6 +67,16 @@ BENCHMARKS = {b.name: b for b in [
               "unnatural_instruction_gpt4_data.json", None,
               "Unnatural Instructions, the paper's ~9K evaluation subset with ground truth in 'label' (ROUGE-L)",
               git_blob="b2ff691552defddbbe5ca4a1be792c26f852d917"),
+    Benchmark("mt-bench", FASTCHAT_JUDGE + "mt_bench/question.jsonl", "mt_bench_question.jsonl", None,
+              "MT-Bench: 80 two-turn questions in 8 categories (FastChat llm_judge), with GPT-4's reference answers",
+              git_blob="464e2c22f7a021a0f9a584d232338a9a17c40066",
+              references=(FASTCHAT_JUDGE + "mt_bench/reference_answer/gpt-4.jsonl",
+                          "mt_bench_reference_answer_gpt-4.jsonl", "8b66387a3129cbb117178fe515491df553dd52df")),
+    Benchmark("vicuna-bench", FASTCHAT_JUDGE + "vicuna_bench/question.jsonl", "vicuna_bench_question.jsonl", None,
+              "Vicuna-80 in llm_judge's format (80 questions, one turn), with GPT-4's reference answers for coding and math",
+              git_blob="223642384936578e66cf127936251dda6a51d595",
+              references=(FASTCHAT_JUDGE + "vicuna_bench/reference_answer/gpt-4.jsonl",
+                          "vicuna_bench_reference_answer_gpt-4.jsonl", "f3c8368d058cd01912c41b9ca9e67ce82867bdf3")),
     Benchmark("alpaca-gpt4-en", PAPER_DATA + "alpaca_gpt4_data.json", "alpaca_gpt4_data.json", None,
               "the paper's 52,002 GPT-4 answers to Alpaca's instructions (train sft --data)",
               git_blob="25508714b7879a1e5a6764ba7f979a980f549f1a", kind="dataset"),
@@ -118,6 +131,12 @@ def _verify(b: Benchmark, path: Path) -> None:
                         "not the canonical file; pass --no-verify to install it anyway")
 
 
+def _reference_part(b: Benchmark) -> Benchmark:
+    """The reference answers of ``b`` as a file of their own (checked, cached and recorded alike)."""
+    url, filename, blob = b.references
+    return Benchmark(f"{b.name}:references", url, filename, None, f"{b.name}'s reference answers", git_blob=blob)
+
+
 def _install(b: Benchmark, src: Path, verify: bool = True) -> Path:
     if verify:
         _verify(b, src)
@@ -135,28 +154,55 @@ def _install(b: Benchmark, src: Path, verify: bool = True) -> Path:
 
 
 def download(name: str, path: str | None = None, verify: bool = True) -> Path:
-    """Put a benchmark or dataset in the cache, from ``path`` or from its canonical URL."""
+    """Put a benchmark or dataset in the cache, from ``path`` or from its canonical URL (a
+    benchmark with reference answers: both files; ``path`` a folder holding both, or the question
+    file with the references beside it)."""
     b = get(name)
+    parts = [b] + ([_reference_part(b)] if b.references else [])
     if path:
         src = Path(path)
-        if src.is_dir():
-            src = src / b.filename
-        if not src.is_file():
-            raise UserError(f"--path {path}: no {b.filename} there")
-        return _install(b, src, verify)
+        folder = src if src.is_dir() else src.parent
+        files = [src / b.filename if src.is_dir() else src] + [folder / p.filename for p in parts[1:]]
+        for part, f in zip(parts, files):
+            if not f.is_file():
+                raise UserError(f"--path {path}: no {part.filename} there")
+        return [_install(part, f, verify) for part, f in zip(parts, files)][0]
     d = cache_dir()
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".{b.filename}.download"
-    try:
-        with urllib.request.urlopen(b.url, timeout=60) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"{b.name}: cannot download {b.url} ({e}); download it by hand and pass --path FILE") from e
-    try:
-        return _install(b, tmp, verify)
-    finally:
-        tmp.unlink(missing_ok=True)
+    out = []
+    for part in parts:
+        tmp = d / f".{part.filename}.download"
+        try:
+            with urllib.request.urlopen(part.url, timeout=60) as r, open(tmp, "wb") as f:
+                shutil.copyfileobj(r, f)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"{b.name}: cannot download {part.url} ({e}); download it by hand and pass --path "
+                            "FILE") from e
+        try:
+            out.append(_install(part, tmp, verify))
+        finally:
+            tmp.unlink(missing_ok=True)
+    return out[0]
+
+
+def references_of(name_or_file: str) -> str | None:
+    """The reference answers that come with a question set: a named benchmark's (from the cache,
+    checked like its questions), or, for a question file in FastChat's layout
+    (``.../mt_bench/question.jsonl``), ``reference_answer/gpt-4.jsonl`` beside it."""
+    if name_or_file in BENCHMARKS and not Path(name_or_file).exists():
+        b = BENCHMARKS[name_or_file]
+        if not b.references:
+            return None
+        part = _reference_part(b)
+        cached = cache_dir() / part.filename
+        if not cached.is_file():
+            raise UserError(f"{b.name}'s reference answers are not in the cache; run 'gpt4llm benchmarks download "
+                            f"{b.name}' again")
+        _check_cached(part, cached)
+        return str(cached)
+    beside = Path(name_or_file).parent / "reference_answer" / "gpt-4.jsonl"
+    return str(beside) if beside.is_file() else None
 
 
 def get(name: str) -> Benchmark:
@@ -174,10 +220,15 @@ def resolve(name_or_file: str) -> str:
     if not cached.is_file():
         raise UserError(f"{b.kind} {b.name} is not in the cache; run 'gpt4llm benchmarks download {b.name}' "
                         "(or with --path FILE when offline)")
+    _check_cached(b, cached)
+    return str(cached)
+
+
+def _check_cached(b: Benchmark, cached: Path) -> None:
     recorded = _manifest().get(b.name)
     if recorded is not None:
         if sha256(cached) != recorded:
-            raise UserError(f"{cached}: changed since it was installed; run 'gpt4llm benchmarks download {b.name}' again")
+            name = b.name.split(":")[0]
+            raise UserError(f"{cached}: changed since it was installed; run 'gpt4llm benchmarks download {name}' again")
     else:
         _verify(b, cached)
-    return str(cached)

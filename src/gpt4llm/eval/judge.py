@@ -23,8 +23,8 @@ from gpt4llm.backends.base import GenParams
 from gpt4llm.backends.journal import Journal
 from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
-from gpt4llm.eval.questions import load_questions
-from gpt4llm.eval.verdict import out_of_range, parse_verdict, review_messages, reviewers, summarize
+from gpt4llm.eval.questions import load_answer_file, load_questions
+from gpt4llm.eval.verdict import MAX_PARSE_FAILURE_SHARE, out_of_range, parse_verdict, review_messages, reviewers, summarize
 from gpt4llm.schemas import Review
 from gpt4llm.settings import USD, Opt
 from gpt4llm.stage import AskStats, ModelCallSettings, ask_until_parsed, journal_path, open_backend, write_errors
@@ -47,25 +47,42 @@ class JudgeSettings(ModelCallSettings):
     """Answers of the reference model, Assistant 2 (the paper: GPT-4 or ChatGPT); in a pipeline, 'teacher' (the default: the teacher answers the questions) or a FastChat answer file."""
     judge: Annotated[str, Opt(pipeline=True)] = DEFAULT_MODEL
     """The judge model (the paper: GPT-4; pipeline: models.judge)."""
+    mode: Literal["pairwise", "single"] = "pairwise"
+    """pairwise (Vicuna's reviewer against --reference, the paper) or single (each answer rated 1-10 alone, MT-Bench's grader)."""
+    references: Annotated[str | None, Opt(pipeline=True)] = None
+    """--mode single: reference answers (FastChat format) for math, reasoning and coding; default: the named benchmark's."""
     orders: Literal["both", "paper"] = "both"
     """both (each question in both orders, averaged, with the flip rate) or paper (the evaluated model first only)."""
     max_reasks: int = Field(2, ge=0)
-    """Follow-ups in the same conversation when no rule reads two scores from a review."""
-    temperature: float = Field(0.2, ge=0, le=2)
-    """Judge temperature (Vicuna's reviewer: 0.2)."""
-    max_tokens: int = Field(1024, ge=1)
-    """Judge max tokens (Vicuna's reviewer: 1024)."""
+    """Follow-ups in the same conversation when no rule reads the verdict."""
+    temperature: float | None = Field(None, ge=0, le=2)
+    """Judge temperature (default: Vicuna's reviewer 0.2 pairwise, FastChat's grader 0 single)."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Judge max tokens (default: 1024 pairwise, as Vicuna's reviewer; 2048 single, as FastChat's grader)."""
     allow_missing: Annotated[bool, Opt(pipeline=True)] = False
     """Judge what is there when an answer file lacks some questions (else stop and list them)."""
     import_reviews: Annotated[str | None, Opt(pipeline=True)] = None
     """Summarize an existing FastChat review file instead of judging."""
     max_usd: USD = None
     """Budget cap for the judge, follow-ups included (exit 3 when reached)."""
+    leaderboard: Annotated[bool, Opt(cli=False)] = False
+    """Pipeline: also a leaderboard of every answering model against the reference (raw and length-controlled win rates, Bradley-Terry with CIs; eval leaderboard)."""
+    human_db: Annotated[Path | None, Opt(cli=False)] = None
+    """Pipeline: an eval human database of the same pairs; the judge's agreement with it is reported (eval agreement)."""
     score_mode: Literal["text", "logprobs"] = "text"
     """text: parse the review (the paper); logprobs: a local judge's expected scores over score tokens."""
 
     def params(self) -> GenParams:
-        return GenParams(temperature=self.temperature, top_p=1.0, max_tokens=self.max_tokens)
+        temperature, max_tokens = decoding(self.mode, self.temperature, self.max_tokens)
+        return GenParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens)
+
+
+def decoding(mode: str, temperature: float | None, max_tokens: int | None) -> tuple[float, int]:
+    """The judge's temperature and max tokens: as given, else the protocol's (Vicuna's reviewer:
+    0.2 and 1024; FastChat's single-answer grader: 0 and 2048)."""
+    single = mode == "single"
+    return (temperature if temperature is not None else 0.0 if single else 0.2,
+            max_tokens if max_tokens is not None else 2048 if single else 1024)
 
 
 @dataclass
@@ -82,22 +99,14 @@ class JudgeSummary:
 
 
 def load_answers(path: str, question_ids: set, allow_missing: bool) -> tuple[str, dict[Any, dict]]:
-    """(model_id, {question_id: answer}) of a FastChat answer file; the first sample per question."""
-    rows, model_id = {}, None
-    for row in io.read_rows(path):
-        d = row.data
-        if not (isinstance(d, dict) and "question_id" in d and isinstance(d.get("text"), str)):
-            raise UserError(f"{row.where}: not a FastChat answer (question_id, text)")
-        if d["question_id"] in rows or (d.get("meta") or {}).get("sample", 0) != 0:
-            continue
-        rows[d["question_id"]] = d
-        model_id = model_id or d.get("model_id")
-    missing = sorted((q for q in question_ids if q not in rows), key=str)
-    if missing and not allow_missing:
-        shown = ", ".join(map(str, missing[:10]))
-        raise UserError(f"{path}: no answer for {len(missing)} of {len(question_ids)} questions (question_id "
-                        f"{shown}{' ...' if len(missing) > 10 else ''}); pass --allow-missing to judge what is there")
-    return model_id or Path(path).stem, rows
+    """(model_id, {question_id: answer with its ``text``}) of a one-turn FastChat answer file."""
+    model_id, rows = load_answer_file(path, question_ids, allow_missing)
+    for qid, d in rows.items():
+        if len(d["turns"]) != 1:
+            raise UserError(f"{path}: question {qid} has a {len(d['turns'])}-turn answer; pairwise judging reads one "
+                            "turn: grade multi-turn answers with --mode single")
+        rows[qid] = {**d, "text": d["turns"][0]}
+    return model_id, rows
 
 
 def reviewer_id(judge_model: str, prompt_id: int) -> str:
@@ -107,6 +116,14 @@ def reviewer_id(judge_model: str, prompt_id: int) -> str:
 
 
 def run(cfg: JudgeSettings) -> JudgeSummary:
+    if cfg.mode == "single":
+        if not (cfg.questions and cfg.answers):
+            raise UserError("eval judge --mode single needs --questions and --answers")
+        from gpt4llm.eval import single
+
+        questions = load_questions(cfg.questions)
+        backend = open_backend(cfg.judge, "--judge", cfg.backend, quiet=cfg.quiet, output=cfg.output)
+        return single.run(cfg, questions, backend)
     if not (cfg.questions and cfg.answers and cfg.reference):
         raise UserError("eval judge needs --questions, --answers and --reference (or --import-reviews)")
     questions = load_questions(cfg.questions)
@@ -195,7 +212,6 @@ def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) ->
 
 # When the report calls a judge unreliable (see ``reliability``).
 MAX_FLIP_RATE = 0.5
-MAX_PARSE_FAILURE_SHARE = 0.05
 MIN_SCORE_TOKEN_MASS = 0.5
 
 

@@ -3,14 +3,22 @@ and Self-Instruct's user-oriented format (``id, instruction, instances[{input, o
 
 from __future__ import annotations
 
+from typing import Any
+
 from gpt4llm import io
 from gpt4llm.errors import UserError
 from gpt4llm.schemas import Question, record_id
 
 
 def _question(row: dict, where: str) -> Question:
-    if "question_id" in row:  # FastChat: 2023 "text", or later "turns"
-        text = row.get("text") if "text" in row else (row.get("turns") or [None])[0]
+    if "question_id" in row:  # FastChat: 2023 "text", or llm_judge's "turns" (MT-Bench: two)
+        turns = row.get("turns")
+        if "text" not in row and turns is not None:
+            if not (isinstance(turns, list) and turns and all(isinstance(t, str) and t.strip() for t in turns)):
+                raise UserError(f"{where}: 'turns' must be a list of non-empty strings")
+            return Question(question_id=row["question_id"], instruction=turns[0], category=row.get("category"),
+                            turns=turns)
+        text = row.get("text")
         if not isinstance(text, str) or not text.strip():
             raise UserError(f"{where}: FastChat question without 'text' (or 'turns')")
         return Question(question_id=row["question_id"], instruction=text, category=row.get("category"))
@@ -47,3 +55,40 @@ def load_questions(source: str) -> list[Question]:
     if not questions:
         raise UserError(f"{source}: no questions")
     return questions
+
+
+def turns_of(d: dict) -> list[str] | None:
+    """The turns of a FastChat llm_judge answer (``choices[0].turns``), else None."""
+    choices = d.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        turns = choices[0].get("turns")
+        if isinstance(turns, list) and turns and all(isinstance(t, str) for t in turns):
+            return turns
+    return None
+
+
+def load_answer_file(path: str, question_ids: set, allow_missing: bool, what: str = "answer",
+                     verb: str = "judge") -> tuple[str, dict[Any, dict]]:
+    """(model_id, {question_id: answer}) of a FastChat answer file (the 2023 ``text`` or llm_judge's
+    ``choices[0].turns``), the first sample per question; each answer gets ``turns`` (a one-turn
+    answer: [text]). Questions without an answer are an error unless ``allow_missing``."""
+    from pathlib import Path
+
+    rows, model_id = {}, None
+    for row in io.read_rows(path):
+        d = row.data
+        turns = turns_of(d) if isinstance(d, dict) else None
+        if turns is None and isinstance(d, dict) and isinstance(d.get("text"), str):
+            turns = [d["text"]]
+        if turns is None or "question_id" not in d:
+            raise UserError(f"{row.where}: not a FastChat answer (question_id with text, or choices[0].turns)")
+        if d["question_id"] in rows or (d.get("meta") or {}).get("sample", 0) != 0:
+            continue
+        rows[d["question_id"]] = {**d, "turns": turns}
+        model_id = model_id or d.get("model_id")
+    missing = sorted((q for q in question_ids if q not in rows), key=str)
+    if missing and not allow_missing:
+        shown = ", ".join(map(str, missing[:10]))
+        raise UserError(f"{path}: no {what} for {len(missing)} of {len(question_ids)} questions (question_id {shown}"
+                        f"{' ...' if len(missing) > 10 else ''}); pass --allow-missing to {verb} what is there")
+    return str(model_id or Path(path).stem), rows

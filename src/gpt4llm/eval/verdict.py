@@ -17,6 +17,7 @@ from importlib import resources
 
 SYSTEM = "You are a helpful and precise assistant for checking the quality of the answer."
 PROMPT_OF_CATEGORY = {"coding": 2, "math": 3}  # else 1 (FastChat's reviewer.jsonl)
+MAX_PARSE_FAILURE_SHARE = 0.05  # a judge is unreliable when more of its verdicts cannot be read
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,6 @@ key is the name of the command's flag, with the same type, range and default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -151,6 +150,9 @@ class Pipeline(Strict):
             raise ValueError("stages.rank needs stages.answer.samples >= 2")
         if s.judge and not self.data.benchmarks.judge:
             raise ValueError("stages.judge needs data.benchmarks.judge")
+        if s.judge and s.judge.mode == "single" and (s.judge.leaderboard or s.judge.human_db):
+            raise ValueError("stages.judge: leaderboard and human_db read pairwise reviews; use mode: pairwise "
+                             "(or a second pipeline for the single-answer grades)")
         if s.rouge and not self.data.benchmarks.rouge:
             raise ValueError("stages.rouge needs data.benchmarks.rouge")
         for name, st in (("compare", s.compare), ("judge", s.judge)):
@@ -243,6 +245,7 @@ def _check_files(pipe: Pipeline, path: Path, lines: dict[tuple, int]) -> None:
     s = pipe.stages
     if s.judge:
         exists(s.judge.reference, ("stages", "judge", "reference"), ("teacher",))
+        exists(str(s.judge.human_db) if s.judge.human_db else None, ("stages", "judge", "human_db"))
     if s.stats:
         exists(s.stats.compare, ("stages", "stats", "compare"))
     for name, st in (("sft", s.sft), ("rm", s.rm), ("dpo", s.dpo)):

@@ -153,10 +153,18 @@ def dry_run(study: "Study") -> dict:
             if kind == "judge" and s.judge:
                 models = (len(pipe.languages) + int(s.answer.base_model) + (s.answer.samples if s.rank else 0)
                           + int(bool(s.dpo)))
-                orders = 2 if s.judge.orders == "both" else 1
-                review = 250 + math.ceil(qchars / 4) + 2 * ASSUMED_RESPONSE_TOKENS
-                rows.append(_row(study, "judge", m.judge, q * models * orders, review, s.judge.max_tokens,
-                                 f"{models} models x {orders} order(s)"))
+                from gpt4llm.eval.judge import decoding as judge_decoding
+
+                max_tokens = judge_decoding(s.judge.mode, s.judge.temperature, s.judge.max_tokens)[1]
+                if s.judge.mode == "single":  # each answer graded alone, a second turn with the whole conversation
+                    review = 250 + math.ceil(qchars / 4) + ASSUMED_RESPONSE_TOKENS
+                    rows.append(_row(study, "judge (single)", m.judge, q * models, review, max_tokens,
+                                     f"{models} models, 1-2 turns each"))
+                else:
+                    orders = 2 if s.judge.orders == "both" else 1
+                    review = 250 + math.ceil(qchars / 4) + 2 * ASSUMED_RESPONSE_TOKENS
+                    rows.append(_row(study, "judge", m.judge, q * models * orders, review, max_tokens,
+                                     f"{models} models x {orders} order(s)"))
     if batch:
         for r in rows:
             if r.stage.startswith(("generate", "translate", "compare")) and r.model.startswith("openai:"):

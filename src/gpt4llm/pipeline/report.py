@@ -89,7 +89,10 @@ def provenance(study: "Study") -> dict:
         decoding["answer"] = {"temperature": s.answer.temperature, "top_p": s.answer.top_p,
                               "max_tokens": s.answer.max_tokens, "samples": s.answer.samples}
     if s.judge:
-        decoding["judge"] = {"temperature": s.judge.temperature, "max_tokens": s.judge.max_tokens, "orders": s.judge.orders}
+        from gpt4llm.eval.judge import decoding as judge_decoding
+
+        t, n = judge_decoding(s.judge.mode, s.judge.temperature, s.judge.max_tokens)
+        decoding["judge"] = {"mode": s.judge.mode, "temperature": t, "max_tokens": n, "orders": s.judge.orders}
     b = pipe.backend
     return {
         "models": pipe.models.model_dump(),

@@ -324,11 +324,29 @@ class Runner:
         answers = [f for mid, f in files.items() if mid != "teacher"]
         if st.pipe.stages.rank:
             answers += [g["file"] for g in st.results["rank"]["groups"].values()]
+        questions = st.questions(st.pipe.data.benchmarks.judge)
         r = judge.run(judge.JudgeSettings(
-            **{**settings(j), "reference": ref}, questions=st.questions(st.pipe.data.benchmarks.judge), answers=answers,
+            **{**settings(j), "reference": ref, "human_db": None}, questions=questions, answers=answers,
             output=st.p("eval", "reviews.jsonl"), judge=st.pipe.models.judge, allow_missing=True, **self.calls()))
         check_calls("reviews", r.calls, r.call_failures, errors_path(r.output))
-        return {"summaries": r.summaries, "figures": [str(f) for f in r.figure], "calls": calls_dict(r.calls)}
+        out = {"summaries": r.summaries, "figures": [str(f) for f in r.figure], "calls": calls_dict(r.calls),
+               "mode": j.mode}
+        if j.leaderboard:
+            from gpt4llm.eval import leaderboard
+
+            board = leaderboard.run(leaderboard.LeaderboardSettings(
+                reviews=[str(r.output)], answers=[ref, *answers], output_dir=st.p("eval", "leaderboard"),
+                seed=st.pipe.seed))
+            out["leaderboard"] = {"rows": board.rows, "baseline": board.baseline, "notes": board.notes,
+                                  "figures": [str(f) for f in board.files]}
+        if j.human_db:
+            from gpt4llm.eval import agreement
+
+            a = agreement.run(agreement.AgreementSettings(
+                reviews=[str(r.output)], questions=questions, answers=[ref, *answers], human_db=st.path(j.human_db),
+                output=st.p("eval", "agreement.json")))
+            out["agreement"] = a.report
+        return out
 
     def rouge(self) -> dict:
         from gpt4llm.eval import rouge

@@ -332,12 +332,18 @@ def train(trainer, cfg: TrainSettings):
 
 
 def save_model(cfg: TrainSettings, trainer, tok, template, merge: bool) -> Any:
-    """The final checkpoint at the output root: weights (merged LoRA when ``merge``), tokenizer and
-    the template object, so transformers, vLLM and ``gpt4llm answer`` load it directly."""
+    """The final checkpoint at the output root: weights (merged LoRA when ``merge``), tokenizer (for
+    the Alpaca template, a chat template rendering it), generation config (EOS, pad) and the template
+    object, so transformers, vLLM/SGLang and ``gpt4llm answer`` load and prompt it the same way."""
     model = trainer.model
     if (cfg.lora or cfg.qlora) and merge:
         model = model.merge_and_unload()
     if trainer.is_world_process_zero():
+        if template.jinja():
+            tok.chat_template = template.jinja()
+        if getattr(model, "generation_config", None) is not None and tok.eos_token_id is not None:
+            model.generation_config.eos_token_id = tok.eos_token_id
+            model.generation_config.pad_token_id = tok.pad_token_id
         model.save_pretrained(cfg.output_dir)
         tok.save_pretrained(cfg.output_dir)
         template.save(cfg.output_dir)

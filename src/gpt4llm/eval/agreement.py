@@ -1,0 +1,193 @@
+"""``gpt4llm eval agreement``: how often the LLM judge agrees with people, on the pairs both judged.
+
+The judge's reviews hold question and answer ids; the ``eval human`` database holds texts. The
+question and answer files join them: a review's question gives the instruction (and input), its
+two answer ids give the two responses, and the human item with that instruction and those two
+responses, in either order, is the same pair. Each human vote (one annotator, one criterion) is
+compared with the judge's verdict on that pair, in the human item's terms (a, b or tie):
+
+- the judge's verdict of one review: the higher score wins, equal scores tie;
+- of a pair reviewed in both orders: the winner when both orders agree, else a tie (a verdict that
+  flips with the order is no preference; FastChat's agreement study does the same);
+- agreement: the share of votes where the judge and the person chose the same, with ties as a
+  class of their own, and over the votes where neither chose a tie;
+- Cohen's kappa (statsmodels) with and without ties, and the confusion matrix (rows: the judge);
+- the judge's position consistency on the same pairs: the share of those reviewed in both
+  orders whose two verdicts agree;
+- each of the page's criteria (helpfulness, honesty, harmlessness) on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from gpt4llm import io
+from gpt4llm.errors import UserError
+from gpt4llm.settings import Opt, Settings
+
+LABELS = ("a", "b", "tie")
+
+
+class AgreementSettings(Settings):
+    """gpt4llm eval agreement: the LLM judge against the eval human page's judgments (agreement, kappa, confusion)."""
+
+    reviews: Annotated[list[str], Opt("-r", pipeline=True)]
+    """The judge's reviews (gpt4llm or FastChat format; repeat for several files)."""
+    questions: Annotated[str, Opt("-q", pipeline=True)]
+    """The questions the reviews are about (a file or a named benchmark)."""
+    answers: Annotated[list[str], Opt("-a", pipeline=True)]
+    """Answer files of the judged models (repeat): they turn the reviews' answer ids into texts."""
+    human_db: Annotated[Path, Opt(pipeline=True)]
+    """The eval human database (SQLite)."""
+    criterion: Literal["helpfulness", "honesty", "harmlessness"] = "helpfulness"
+    """The criterion of the headline figures (all are reported): helpfulness, honesty or harmlessness."""
+    output: Annotated[Path | None, Opt("-o", pipeline=True)] = None
+    """Where the report goes (JSON; default agreement.json beside the database)."""
+
+
+@dataclass
+class AgreementResult:
+    output: Path
+    report: dict
+
+
+def _norm(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def judge_verdicts(cfg: AgreementSettings) -> dict[tuple, dict]:
+    """{(instruction, frozenset of the two texts): {"texts": (t1, t2), "orders": [winner text or "tie", ...]}}."""
+    from gpt4llm.eval.questions import load_questions, turns_of
+
+    questions = {q.question_id: q for q in load_questions(cfg.questions)}
+    texts: dict[str, str] = {}
+    for path in cfg.answers:
+        for row in io.read_rows(path):
+            d = row.data
+            if not isinstance(d, dict) or "answer_id" not in d:
+                raise UserError(f"{row.where}: not a FastChat answer (answer_id, text)")
+            t = d.get("text") if isinstance(d.get("text"), str) else (turns_of(d) or [None])[0]
+            if not isinstance(t, str):
+                raise UserError(f"{row.where}: not a FastChat answer (answer_id with text or choices[0].turns)")
+            texts[str(d["answer_id"])] = t
+    pairs: dict[tuple, dict] = {}
+    for path in cfg.reviews:
+        for row in io.read_rows(path):
+            d = row.data
+            if not (isinstance(d, dict) and {"question_id", "answer1_id", "answer2_id", "score"} <= d.keys()):
+                raise UserError(f"{row.where}: not a review (question_id, answer1_id, answer2_id, score)")
+            s = d["score"]
+            if not (isinstance(s, list) and len(s) == 2 and all(isinstance(x, (int, float)) for x in s)):
+                raise UserError(f"{row.where}: 'score' must be a list of two numbers, got {s!r}")
+            q = questions.get(d["question_id"])
+            t1, t2 = texts.get(str(d["answer1_id"])), texts.get(str(d["answer2_id"]))
+            if q is None or t1 is None or t2 is None:
+                missing = "question" if q is None else "answer"
+                raise UserError(f"{row.where}: its {missing} is not in --questions/--answers "
+                                f"(question_id {d['question_id']}, answers {d['answer1_id']}, {d['answer2_id']})")
+            if min(s) < 0:
+                continue  # no verdict
+            key = (_norm(q.instruction + (f"\n\n{q.input}" if q.input else "")), frozenset((_norm(t1), _norm(t2))))
+            winner = "tie" if s[0] == s[1] else _norm(t1) if s[0] > s[1] else _norm(t2)
+            # the orders of one pair of answers (two models may have written the same texts: kept apart)
+            source = tuple(sorted((str(d["answer1_id"]), str(d["answer2_id"]))))
+            pairs.setdefault(key, {}).setdefault(source, []).append(winner)
+    return {key: {"orders": by_source[min(by_source)]} for key, by_source in pairs.items()}
+
+
+def _combined(orders: list[str]) -> str:
+    return orders[0] if len(set(orders)) == 1 else "tie"
+
+
+def _stats(pairs_of_labels: list[tuple[str, str]]) -> dict:
+    import numpy as np
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    def kappa(table) -> float | None:
+        table = np.asarray(table, dtype=float)
+        if table.sum() == 0:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = cohens_kappa(table, return_results=False)
+        return round(float(k), 4) if np.isfinite(k) else None  # undefined when both always chose one label
+
+    table = [[sum(1 for j, h in pairs_of_labels if j == a and h == b) for b in LABELS] for a in LABELS]
+    n = len(pairs_of_labels)
+    no_ties = [(j, h) for j, h in pairs_of_labels if j != "tie" and h != "tie"]
+    table2 = [[sum(1 for j, h in no_ties if j == a and h == b) for b in LABELS[:2]] for a in LABELS[:2]]
+    return {"votes": n, "agreement": round(sum(j == h for j, h in pairs_of_labels) / n, 4) if n else None,
+            "kappa": kappa(table), "votes_without_ties": len(no_ties),
+            "agreement_without_ties": round(sum(j == h for j, h in no_ties) / len(no_ties), 4) if no_ties else None,
+            "kappa_without_ties": kappa(table2),
+            "confusion": {"rows_judge_cols_human": list(LABELS), "counts": table}}
+
+
+def run(cfg: AgreementSettings) -> AgreementResult:
+    from gpt4llm.eval.human import CRITERIA, connect
+
+    names = [k for k, _, _ in CRITERIA]
+    if not cfg.human_db.is_file():
+        raise UserError(f"--human-db {cfg.human_db}: no such database")
+    verdicts = judge_verdicts(cfg)
+    con = connect(cfg.human_db)
+    rows = con.execute("SELECT j.*, i.instruction, i.input, i.model_a, i.text_a, i.model_b, i.text_b FROM judgments j "
+                       "JOIN items i USING (item_id) WHERE skipped = 0").fetchall()
+    con.close()
+    if not rows:
+        raise UserError(f"{cfg.human_db}: no human judgments yet")
+    labels: dict[str, list[tuple[str, str]]] = {k: [] for k in names}
+    matched_items, matched_keys, models = set(), set(), set()
+    for r in rows:
+        instr = _norm(r["instruction"] + (f"\n\n{r['input']}" if r["input"] else ""))
+        ta, tb = _norm(r["text_a"]), _norm(r["text_b"])
+        v = verdicts.get((instr, frozenset((ta, tb))))
+        if v is None:
+            continue
+        winner = _combined(v["orders"])
+        judge = "tie" if winner == "tie" else "a" if winner == ta else "b"
+        matched_items.add(r["item_id"])
+        matched_keys.add((instr, frozenset((ta, tb))))
+        models.add((r["model_a"], r["model_b"]))
+        for k in names:
+            if r[k] in LABELS:
+                labels[k].append((judge, r[k]))
+    if not matched_items:
+        raise UserError(f"no pair of {cfg.human_db} was reviewed by the judge: the reviews' questions and answers "
+                        "(through --questions and --answers) must hold the same instruction and responses as the "
+                        "human page's items")
+    both = [verdicts[k]["orders"] for k in matched_keys if len(verdicts[k]["orders"]) >= 2]
+    consistency = round(sum(len(set(o[:2])) == 1 for o in both) / len(both), 4) if both else None
+    per = {k: _stats(labels[k]) for k in names}
+    report = {"criterion": cfg.criterion, **per[cfg.criterion], "per_criterion": per,
+              "pairs_matched": len(matched_items), "human_items": len({r["item_id"] for r in rows}),
+              "judge_pairs": len(verdicts), "position_consistency": consistency,
+              "pairs_in_both_orders": len(both), "models": sorted(models)}
+    out = cfg.output or cfg.human_db.with_name("agreement.json")
+    io.write_json(out, report)
+    return AgreementResult(Path(out), report)
+
+
+def agreement_text(r: AgreementResult) -> str:
+    rep = r.report
+
+    def pct(v: Any) -> str:
+        return "n/a" if v is None else f"{100 * v:.1f}%"
+
+    def k(v: Any) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = [f"judge vs humans on {rep['pairs_matched']} of {rep['human_items']} human-judged pairs "
+             f"({rep['votes']} votes on {rep['criterion']}): agreement {pct(rep['agreement'])} (kappa {k(rep['kappa'])}); "
+             f"without ties {pct(rep['agreement_without_ties'])} over {rep['votes_without_ties']} votes "
+             f"(kappa {k(rep['kappa_without_ties'])})",
+             f"  position consistency of the judge: {pct(rep['position_consistency'])} of "
+             f"{rep['pairs_in_both_orders']} pairs reviewed in both orders",
+             "  confusion (rows: judge a/b/tie; columns: humans a/b/tie): "
+             + " | ".join(" ".join(f"{c:>3}" for c in row) for row in rep["confusion"]["counts"])]
+    for name, s in rep["per_criterion"].items():
+        lines.append(f"  {name}: agreement {pct(s['agreement'])}, kappa {k(s['kappa'])}, without ties "
+                     f"{pct(s['agreement_without_ties'])} (kappa {k(s['kappa_without_ties'])}), {s['votes']} votes")
+    lines.append(f"wrote {r.output}")
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""``eval leaderboard`` (issue 16) on real judgments: AlpacaEval 2's published rows, FastChat's 2023
+Vicuna answers, and judgments in every input format it reads."""
+
+import csv
+import json
+import random
+
+import pytest
+from support import DATA, read_jsonl, run_cli, write_jsonl
+
+AE = DATA / "alpaca-eval-2"
+VICUNA = DATA / "vicuna-eval-2023"
+MODELS = ["FuseChat-Llama-3.2-1B-Instruct", "FuseChat-Qwen-2.5-7B-Instruct"]
+RAW = ["win_rate", "standard_error", "n_wins", "n_wins_base", "n_draws", "n_total", "discrete_win_rate", "avg_length"]
+
+
+def published() -> dict:
+    with open(AE / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv") as f:
+        return {r[""]: r for r in csv.DictReader(f)}
+
+
+def board(out) -> dict:
+    return {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def alpaca_eval_board(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ae")
+    r = run_cli("eval", "leaderboard", *[x for m in MODELS for x in ("-r", str(AE / f"annotations_{m}.json"))],
+                "-o", str(out), "--bootstrap", "300")
+    assert r.returncode == 0, r.stderr
+    return out, r.stdout
+
+
+def test_raw_columns_equal_the_published_rows_and_lc_is_within_1_5_points(alpaca_eval_board):
+    out, stdout = alpaca_eval_board
+    rows, pub = board(out), published()
+    for m in MODELS:
+        for c in RAW:
+            assert rows[m][c] == pytest.approx(float(pub[m][c]), rel=1e-12, abs=1e-12), (m, c)
+        assert abs(rows[m]["length_controlled_winrate"] - float(pub[m]["length_controlled_winrate"])) <= 1.5
+        assert rows[m]["baseline"] == "gpt4_1106_preview" and rows[m]["n_missing"] == 0
+    # the length correction moves each model towards its published LC, not away
+    for m in MODELS:
+        lc_pub, raw = float(pub[m]["length_controlled_winrate"]), rows[m]["win_rate"]
+        assert abs(rows[m]["length_controlled_winrate"] - lc_pub) < abs(raw - lc_pub)
+    # Bradley-Terry: the baseline anchored at 1000, intervals around the scores, the order of the win rates
+    assert rows["gpt4_1106_preview"]["bt_score"] == 1000
+    for m in MODELS:
+        lo, hi = rows[m]["ci95"]
+        assert lo < rows[m]["bt_score"] < hi
+    assert rows[MODELS[1]]["bt_score"] > 1000 > rows[MODELS[0]]["bt_score"]
+    assert list(rows)[0] == MODELS[1]  # sorted by LC
+    with open(out / "leaderboard.csv") as f:
+        assert [r["model"] for r in csv.DictReader(f)] == list(rows)
+    assert (out / "leaderboard.png").stat().st_size > 10_000 and "length slope" in stdout
+
+
+def test_a_model_alone_is_also_sane_and_nulls_are_counted_apart(tmp_path):
+    rows = json.loads((AE / f"annotations_{MODELS[0]}.json").read_text())
+    for i in range(0, 50):
+        rows[i]["preference"] = None
+    f = tmp_path / "ae.json"
+    f.write_text(json.dumps(rows))
+    r = run_cli("eval", "leaderboard", "-r", str(f), "-o", str(tmp_path / "out"), "--sort", "raw", "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    row = board(tmp_path / "out")[MODELS[0]]
+    assert row["n_total"] == 755 and row["n_missing"] == 50 and "50 judgments without a preference" in row["note"]
+    assert abs(row["length_controlled_winrate"] - float(published()[MODELS[0]]["length_controlled_winrate"])) <= 2.0
+
+
+def vicuna_answers():
+    return {m: read_jsonl(VICUNA / f"answer_{m}.jsonl") for m in ("gpt35", "vicuna-13b", "alpaca-13b", "bard")}
+
+
+def score_by_length(a: str, b: str) -> list[float]:
+    """A stand-in judge with a visible rule: the longer answer wins (8 vs 6), equal lengths tie."""
+    return [8.0, 6.0] if len(a) > len(b) else [6.0, 8.0] if len(a) < len(b) else [7.0, 7.0]
+
+
+def test_gpt4llm_reviews_with_answers_give_every_column(tmp_path):
+    ans = vicuna_answers()
+    ref = {a["question_id"]: a for a in ans["gpt35"]}
+    files = []
+    for m in ("vicuna-13b", "alpaca-13b"):
+        reviews = []
+        for a in ans[m]:
+            b = ref[a["question_id"]]
+            for order, (x, y) in (("model_first", (a, b)), ("reference_first", (b, a))):
+                reviews.append({"review_id": f"{m}{a['question_id']}{order}", "question_id": a["question_id"],
+                                "answer1_id": x["answer_id"], "answer2_id": y["answer_id"], "reviewer_id": "j",
+                                "text": "", "score": score_by_length(x["text"], y["text"]) if a["question_id"] != 5
+                                else [-1, -1], "meta": {"model_id": m, "reference_id": "gpt35", "order": order}})
+        files.append(write_jsonl(tmp_path / f"{m}.jsonl", reviews))
+    answer_files = [str(VICUNA / f"answer_{m}.jsonl") for m in ("vicuna-13b", "alpaca-13b", "gpt35")]
+    out = tmp_path / "out"
+    r = run_cli("eval", "leaderboard", *[x for f in files for x in ("-r", str(f))],
+                *[x for f in answer_files for x in ("-a", f)], "-o", str(out), "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    rows = board(out)
+    for m in ("vicuna-13b", "alpaca-13b"):
+        longer = sum(len(a["text"]) > len(ref[a["question_id"]]["text"]) for a in ans[m] if a["question_id"] != 5)
+        assert rows[m]["n_wins"] == longer and rows[m]["n_total"] == 79 and rows[m]["n_missing"] == 1
+        assert rows[m]["avg_length"] == int(sum(len(a["text"]) for a in ans[m]) / 80)
+        assert rows[m]["length_controlled_winrate"] is not None and rows[m]["bt_score"] is not None
+    # a judge that only rewards length: the length-controlled rates sit far closer to 50 than the raw ones
+    for m in ("vicuna-13b", "alpaca-13b"):
+        assert abs(rows[m]["length_controlled_winrate"] - 50) < abs(rows[m]["win_rate"] - 50)
+
+    # without the answer files: raw and Bradley-Terry columns, the length columns empty and said why
+    out2 = tmp_path / "out2"
+    r = run_cli("eval", "leaderboard", *[x for f in files for x in ("-r", str(f))], "-o", str(out2), "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    rows2 = board(out2)
+    assert rows2["vicuna-13b"]["win_rate"] == rows["vicuna-13b"]["win_rate"]
+    assert rows2["vicuna-13b"]["length_controlled_winrate"] is None and rows2["vicuna-13b"]["avg_length"] is None
+    assert "--answers" in rows2["vicuna-13b"]["note"] and "--answers" in r.stdout
+
+
+def test_fastchat_reviews_and_pairwise_judgments(tmp_path):
+    ans = vicuna_answers()
+    ref = {a["question_id"]: a for a in ans["gpt35"]}
+    # FastChat's 2023 reviews: answer ids only; Assistant 1 = gpt35 (the baseline), Assistant 2 = bard
+    reviews = [{"review_id": str(i), "question_id": a["question_id"], "answer1_id": ref[a["question_id"]]["answer_id"],
+                "answer2_id": a["answer_id"], "reviewer_id": "gpt-4-0328-default", "metadata": {},
+                "text": "", "score": score_by_length(ref[a["question_id"]]["text"], a["text"])}
+               for i, a in enumerate(ans["bard"])]
+    f = write_jsonl(tmp_path / "review_gpt35_bard.jsonl", reviews)
+    r = run_cli("eval", "leaderboard", "-r", str(f), "-a", str(VICUNA / "answer_bard.jsonl"), "-a",
+                str(VICUNA / "answer_gpt35.jsonl"), "-o", str(tmp_path / "a"), "--baseline", "gpt-3.5-turbo:20230327",
+                "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    row = board(tmp_path / "a")["bard:20230327"]
+    assert row["n_total"] == 80 and row["n_wins"] == sum(len(a["text"]) > len(ref[a["question_id"]]["text"])
+                                                        for a in ans["bard"])
+    # without answers, the models come from FastChat's file name, and the length columns are empty
+    r = run_cli("eval", "leaderboard", "-r", str(f), "-o", str(tmp_path / "b"), "--baseline", "gpt35", "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    assert board(tmp_path / "b")["bard"]["avg_length"] is None
+
+    # FastChat llm_judge pairwise judgments among three models and a baseline: Bradley-Terry over all games
+    rng = random.Random(0)
+    strength = {"base": 0.0, "m1": 1.0, "m2": -0.5, "m3": 0.3}
+    rows = []
+    for q in range(80):
+        for a, b in (("m1", "base"), ("m2", "base"), ("m3", "base"), ("m1", "m2"), ("m2", "m3")):
+            def game():
+                p = 1 / (1 + 10 ** (-(strength[a] - strength[b])))
+                return "model_1" if rng.random() < p else "model_2"
+            rows.append({"question_id": q, "model_1": a, "model_2": b, "g1_winner": game(), "g2_winner": game(),
+                         "judge": ["gpt-4", "pair-v2"], "turn": 1})
+    rows[0]["g1_winner"] = rows[0]["g2_winner"] = "error"
+    f = write_jsonl(tmp_path / "gpt-4_pair.jsonl", rows)
+    r = run_cli("eval", "leaderboard", "-r", str(f), "-o", str(tmp_path / "c"), "--baseline", "base", "--sort", "bt",
+                "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    b = board(tmp_path / "c")
+    assert [m for m in b] == ["m1", "m3", "base", "m2"]
+    assert b["m1"]["n_missing"] == 1 and b["m1"]["n_total"] == 79
+    assert all(b[m]["ci95"][0] < b[m]["bt_score"] < b[m]["ci95"][1] for m in ("m1", "m2", "m3"))
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    good = json.loads((AE / f"annotations_{MODELS[0]}.json").read_text())[:20]
+    cases = {}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(x) + "\n" for x in good[:3]) + '{"instruction": \n')
+    cases["malformed"] = ([str(bad)], "bad.jsonl:4")
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text("".join(json.dumps(x) + "\n" for x in good[:3]) +
+                     json.dumps(dict(good[3], preference="two")) + "\n")
+    cases["preference"] = ([str(wrong)], "wrong.jsonl:4")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([dict(x, generator_1="gpt-3.5", generator_2="m2") for x in good]))
+    cases["baselines"] = ([str(AE / f"annotations_{MODELS[0]}.json"), str(other)], "--baseline")
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps([dict(x, preference=None) for x in good]))
+    cases["empty row"] = ([str(empty)], MODELS[0])
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text('{"a": 1}\n')
+    cases["unknown"] = ([str(unknown)], "unknown.jsonl:1")
+    for name, (files, needle) in cases.items():
+        out = tmp_path / name.replace(" ", "_")
+        r = run_cli("eval", "leaderboard", *[x for f in files for x in ("-r", f)], "-o", str(out))
+        assert r.returncode == 2, (name, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, name
+        assert not (out / "leaderboard.json").exists()
+    # --baseline picks one when they differ: the other file's models are then not in the table
+    r = run_cli("eval", "leaderboard", "-r", str(AE / f"annotations_{MODELS[0]}.json"), "-r", str(other),
+                "-o", str(tmp_path / "picked"), "--baseline", "gpt4_1106_preview", "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    assert board(tmp_path / "picked")[MODELS[0]]["n_total"] == 805
