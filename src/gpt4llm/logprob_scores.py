@@ -96,5 +96,5 @@ def verdict_texts(judge: str, chats: list[list[dict]], batch_size: int = 8) -> t
     first = expected_scores(judge, chats, batch_size=batch_size)
     second = expected_scores(judge, chats, [f"{e.best} " for e in first], batch_size)
     texts = [f"{a.score:.2f} {b.score:.2f}\n(expected scores over the judge's score-token probabilities; "
-             f"mass {a.mass:.4f}, {b.mass:.4f})" for a, b in zip(first, second)]
+             f"mass {a.mass:.6g}, {b.mass:.6g})" for a, b in zip(first, second)]
     return texts, [round((a.mass + b.mass) / 2, 6) for a, b in zip(first, second)]

@@ -174,3 +174,23 @@ def test_a_graded_category_without_references_is_one_line(tmp_path):
     r = run_cli("eval", "judge", "--mode", "single", "-q", str(q), "-a", str(a), "--judge", "openai:gpt-4",
                 "-o", str(tmp_path / "g.jsonl"), env={"OPENAI_API_KEY": "k"})
     assert r.returncode == 2 and "--references" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_vicuna_bench_by_name_grades_2023_answers_with_references(tmp_path):
+    """vicuna-bench (llm_judge's Vicuna-80) installed from ../shared by --path, graded single with
+    the 2023 FastChat answers (``text``): coding and math get single-math-v1 and GPT-4's reference."""
+    env = {"GPT4LLM_BENCHMARKS": str(tmp_path / "cache")}
+    r = run_cli("benchmarks", "download", "vicuna-bench", "--path", str(MT / "vicuna_bench_question.jsonl"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "vicuna-bench" in run_cli("benchmarks", "list", env=env).stdout
+    refs = {x["question_id"]: x["choices"][0]["turns"][0] for x in read_jsonl(MT / "vicuna_bench_reference_answer_gpt-4.jsonl")}
+    with OpenAIServer(api_key="k", reply=lambda body: "Rating: [[6]]") as srv:
+        r = run_cli("eval", "judge", "--mode", "single", "-q", "vicuna-bench", "-a",
+                    str(DATA / "vicuna-eval-2023" / "answer_bard.jsonl"), "--judge", "openai:gpt-4", "--base-url", srv.url,
+                    "-o", str(tmp_path / "g.jsonl"), env={**env, "OPENAI_API_KEY": "k"})
+        assert r.returncode == 0, r.stderr
+    rows = read_jsonl(tmp_path / "g.jsonl")
+    assert len(rows) == 80 and all(x["score"] == 6 and x["turn"] == 1 for x in rows)
+    with_ref = [x for x in rows if x["judge"][1] == "single-math-v1"]
+    assert {x["question_id"] for x in with_ref} == set(refs) and len(refs) == 10
+    assert all(refs[x["question_id"]] in x["user_prompt"] for x in with_ref)

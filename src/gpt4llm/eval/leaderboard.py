@@ -38,7 +38,7 @@ from gpt4llm.eval import winrates
 from gpt4llm.settings import Opt, Settings
 
 COLUMNS = ["model", "baseline", "win_rate", "standard_error", "n_wins", "n_wins_base", "n_draws", "n_total",
-           "n_missing", "discrete_win_rate", "avg_length", "length_controlled_winrate", "lc_standard_error",
+           "n_missing", "n_invalid", "discrete_win_rate", "avg_length", "length_controlled_winrate", "lc_standard_error",
            "bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95", "note"]
 
 
@@ -403,6 +403,7 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
     if bt:
         base_row.update({k: bt[baseline][k] for k in ("bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95")})
     rows.append(base_row)
+    rows = [{c: r.get(c) for c in COLUMNS} for r in rows]  # every row with every column, in one order
     key = {"lc": "length_controlled_winrate", "raw": "win_rate", "bt": "bt_score"}[cfg.sort]
     rows.sort(key=lambda r: (r[key] is None, -(r[key] or 0.0)))
     if lc.get("beta") is not None:
@@ -416,7 +417,7 @@ def run(cfg: LeaderboardSettings) -> Leaderboard:
     board = build(cfg)
     out = board.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{c: r.get(c) for c in COLUMNS} | {"n_invalid": r.get("n_invalid")} for r in board.rows]
+    rows = board.rows
     io.write_json(out / "leaderboard.json", rows)
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")

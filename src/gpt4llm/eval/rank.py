@@ -82,6 +82,9 @@ def run(cfg: RankSettings) -> dict:
     texts = []
     for i, a in enumerate(rows):
         meta = a.get("meta") or {}
+        if not isinstance(a.get("text"), str):
+            raise UserError(f"{cfg.input}:{i + 1}: not a one-turn FastChat answer (question_id, text): the reward "
+                            "model ranks one response per question (multi-turn answers, such as MT-Bench's, are not ranked)")
         if a.get("question_id") in questions:
             q = questions[a["question_id"]]
             instruction, inp = q.instruction, q.input

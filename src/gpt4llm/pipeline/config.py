@@ -150,6 +150,8 @@ class Pipeline(Strict):
             raise ValueError("stages.rank needs stages.answer.samples >= 2")
         if s.judge and not self.data.benchmarks.judge:
             raise ValueError("stages.judge needs data.benchmarks.judge")
+        if s.rank and self.data.benchmarks.judge and self.data.benchmarks.judge.questions == "mt-bench":
+            raise ValueError("stages.rank ranks one-turn answers; MT-Bench's are two-turn: leave rank out")
         if s.judge and s.judge.mode == "single" and (s.judge.leaderboard or s.judge.human_db):
             raise ValueError("stages.judge: leaderboard and human_db read pairwise reviews; use mode: pairwise "
                              "(or a second pipeline for the single-answer grades)")

@@ -23,6 +23,8 @@ KNOWN = {
     "vicuna80": (80, 170, "Vicuna-80"),
     "user-oriented-252": (252, 250, "User-Oriented-252"),
     "unnatural-instructions": (9000, 300, "Unnatural Instructions 9K"),
+    "mt-bench": (160, 300, "MT-Bench, 80 questions x 2 turns"),
+    "vicuna-bench": (80, 170, "Vicuna-80 (llm_judge)"),
 }
 ASSUMED_RESPONSE_TOKENS = 250  # a typical GPT-4 answer; only used where answers do not exist yet
 
@@ -40,7 +42,8 @@ class Row:
 
 
 def _count(study: "Study", source: str, limit: int | None) -> tuple[int, int, str]:
-    """(records, mean prompt characters, note) of an instruction or question source."""
+    """(requests per sample: one per question, one per turn for multi-turn questions; mean prompt
+    characters; note) of an instruction or question source."""
     from gpt4llm.eval.questions import load_questions
     from gpt4llm.stage import seeds_path
 
@@ -49,12 +52,13 @@ def _count(study: "Study", source: str, limit: int | None) -> tuple[int, int, st
         qs = load_questions(path)
         qs = qs[:limit] if limit else qs
         chars = sum(len(q.instruction) + len(q.input) for q in qs) // max(len(qs), 1)
-        return len(qs), chars, ""
+        turns = sum(len(q.turns or [q.instruction]) for q in qs)
+        return turns, chars, "" if turns == len(qs) else f"{len(qs)} questions, {turns} turns"
     except UserError:
         if source not in KNOWN:
             raise
         n, chars, note = KNOWN[source]
-        n = min(n, limit) if limit else n
+        n = min(n, limit * (2 if source == "mt-bench" else 1)) if limit else n
         return n, chars, f"{note}*"
 
 

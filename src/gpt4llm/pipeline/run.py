@@ -343,7 +343,7 @@ class Runner:
             from gpt4llm.eval import agreement
 
             a = agreement.run(agreement.AgreementSettings(
-                reviews=[str(r.output)], questions=questions, answers=[ref, *answers], human_db=st.path(j.human_db),
+                reviews=[str(r.output)], questions=questions, answers=[ref, *answers], human_db=st.path(str(j.human_db)),
                 output=st.p("eval", "agreement.json")))
             out["agreement"] = a.report
         return out
