@@ -31,19 +31,35 @@ def save(name: str, result: dict) -> Path:
 
 def run_child(cmd: list[str]) -> tuple[str, float, float]:
     """Run a contender in its own process: (its stdout, its own peak RSS in MB, wall seconds).
-    wait4 gives this child's own rusage, not the max over all children of the benchmark."""
+    The peak is the child's VmHWM (/proc/PID/status), read every 50 ms while it runs: wait4's
+    ru_maxrss would start from the benchmark process's own RSS (Linux carries the parent's
+    high-water mark over fork/vfork and exec), so after a benchmark that loaded a model in-process
+    every contender would report at least that."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: list[str] = []
     err: list[str] = []
-    readers = [threading.Thread(target=lambda f, b: b.append(f.read()), args=(f, b)) for f, b in
-               ((proc.stdout, out), (proc.stderr, err))]
-    for t in readers:
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                kb = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:"))
+                peak[0] = max(peak[0], kb)
+            except (OSError, StopIteration, ValueError):
+                pass
+            done.wait(0.05)
+
+    threads = [threading.Thread(target=lambda f, b: b.append(f.read()), args=(f, b)) for f, b in
+               ((proc.stdout, out), (proc.stderr, err))] + [threading.Thread(target=watch)]
+    for t in threads:
         t.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    for t in readers:
+    proc.wait()
+    done.set()
+    for t in threads:
         t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError("".join(err)[-3000:])
-    return "".join(out), usage.ru_maxrss / 1024, time.perf_counter() - t0
+    return "".join(out), peak[0] / 1024, time.perf_counter() - t0

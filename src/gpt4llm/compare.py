@@ -190,14 +190,16 @@ def run(cfg: CompareSettings) -> CompareSummary:
     results: dict[tuple, dict] = {}
     asked = AskStats(None)
     if cfg.score_mode == "logprobs":
-        from gpt4llm.logprob_scores import expected_scores, score_text
+        from gpt4llm.logprob_scores import expected_scores, journaled, masses, score_text
 
         chats = [[{"role": "user", "content": rating_prompt(q.instruction, q.input, t)}] for q, _, t in items]
-        for (q, name, _), e in zip(items, expected_scores(cfg.judge, chats, batch_size=cfg.backend.batch_size)):
-            text = score_text(e)
+        with Journal(cfg.journal or journal_path(cfg.output)) as journal:  # a re-run computes none again
+            texts = journaled(journal, cfg.judge, chats, "score", lambda todo: [
+                score_text(e) for e in expected_scores(cfg.judge, todo, batch_size=cfg.backend.batch_size)])
+        for (q, name, _), text in zip(items, texts):
             score, rule = parse_score(text)
             results[(q.question_id, name)] = ({"status": "ok", "score": score, "rationale": rationale(text), "attempts": 1,
-                                               "parse_rule": "logprobs", "score_mass": round(e.mass, 6)}
+                                               "parse_rule": "logprobs", "score_mass": round(masses(text)[0], 6)}
                                               if score is not None else
                                               {"status": "parse_failed", "reason": "no probability on score tokens",
                                                "raw": text, "attempts": 1})

@@ -10,11 +10,14 @@ The share of probability the judge put on score tokens at all (``mass``) is repo
 score, so a user sees how much the judge "meant" it. Pairwise verdicts ("s1 s2") read s1, then s2
 after the most likely s1 and a space. Local models only: remote APIs give at most top-20 logprobs.
 
-Scores are computed, not sampled: deterministic, free, and recomputed on a re-run (no journal).
+Scores are computed, not sampled, and journaled like any model call (``journaled``: the reply text,
+with the mass in it), so a re-run, or a pipeline that adds a stage after them, computes none again.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpt4llm.errors import UserError
@@ -87,7 +90,31 @@ def expected_scores(judge: str, chats: list[list[dict]], prefixes: list[str] | N
 
 def score_text(e: Expected) -> str:
     """A reply in the text protocol's shape, so the same parser reads it and the rationale says how."""
-    return f"{e.score:.2f}\n(expected score over the judge's score-token probabilities; mass {e.mass:.4f})"
+    return f"{e.score:.2f}\n(expected score over the judge's score-token probabilities; mass {e.mass:.6g})"
+
+
+def masses(text: str) -> list[float]:
+    """The mass(es) a ``score_text``/``verdict_texts`` reply reports."""
+    m = re.search(r"mass ([0-9.eE+-]+)(?:, ([0-9.eE+-]+))?\)", text)
+    return [float(x) for x in m.groups() if x is not None] if m else []
+
+
+def journaled(journal, judge: str, chats: list[list[dict]], read: str,
+              compute: Callable[[list[list[dict]]], list[str]]) -> list[str]:
+    """The reply texts for ``chats``: those already in ``journal`` read back, the rest computed
+    (``compute``, in one batch) and journaled under a key of the judge, the messages and ``read``."""
+    from gpt4llm.backends.journal import call_key
+
+    keys = [call_key("local-logprobs", judge, {"messages": c, "read": read}) for c in chats]
+    have = {k: e.text for k, e in journal.lookup(keys).items()}
+    todo: dict[str, int] = {}  # key -> the first chat with it
+    for i, k in enumerate(keys):
+        if k not in have:
+            todo.setdefault(k, i)
+    for (k, i), text in zip(todo.items(), compute([chats[i] for i in todo.values()]) if todo else []):
+        journal.record(k, "local-logprobs", judge, {"messages": chats[i], "read": read}, text=text, finish_reason="stop")
+        have[k] = text
+    return [have[k] for k in keys]
 
 
 def verdict_texts(judge: str, chats: list[list[dict]], batch_size: int = 8) -> tuple[list[str], list[float]]:

@@ -3,6 +3,7 @@ probabilities, for compare and eval judge, on real Vicuna-80 answers."""
 
 import json
 import math
+import sqlite3
 
 import pytest
 from support import DATA, read_jsonl, run_cli, write_jsonl
@@ -47,6 +48,25 @@ def test_compare_and_judge_with_logprob_scores(tmp_path):
     assert s["questions"] == 3 and s["scored"] == 3 and s["parse_failures"] == 0 and s["flip_rate"] is not None
     for review in read_jsonl(tmp_path / "rev.jsonl"):
         assert len(review["score"]) == 2 and all(1 <= x <= 10 for x in review["score"]) and "mass" in review["text"]
+    # journaled like any call: the same commands again, outputs deleted, compute nothing and write the same
+    journaled = {}
+    for name in ("cmp.jsonl", "rev.jsonl"):
+        with sqlite3.connect(tmp_path / f"{name}.journal.sqlite") as db:
+            journaled[name] = db.execute("SELECT key, created FROM calls WHERE backend = 'local-logprobs'").fetchall()
+    assert len(journaled["cmp.jsonl"]) == 6 and len(journaled["rev.jsonl"]) == 6  # 3 questions x 2 answers / 2 orders
+    before = {name: (tmp_path / name).read_bytes() for name in journaled}
+    for name in journaled:
+        (tmp_path / name).unlink()
+    r = run_cli("compare", "-i", str(q), "-r", str(VICUNA / "answer_bard.jsonl"), "-r", str(VICUNA / "answer_llama-13b.jsonl"),
+                "-o", str(out), "--score-mode", "logprobs", "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("eval", "judge", "-q", str(q), "-a", str(VICUNA / "answer_llama-13b.jsonl"), "-r",
+                str(VICUNA / "answer_bard.jsonl"), "-o", str(tmp_path / "rev.jsonl"), "--score-mode", "logprobs")
+    assert r.returncode == 0, r.stderr
+    for name in journaled:
+        with sqlite3.connect(tmp_path / f"{name}.journal.sqlite") as db:
+            assert db.execute("SELECT key, created FROM calls WHERE backend = 'local-logprobs'").fetchall() == journaled[name]
+        assert (tmp_path / name).read_bytes() == before[name]
 
 
 def test_plots_paper_redraws_the_published_figures(tmp_path):

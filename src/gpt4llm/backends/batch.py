@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -11,7 +11,6 @@ second tab, is refused).
 
 import hashlib
 import hmac
-import json
 import secrets
 import sqlite3
 import time

@@ -10,7 +10,6 @@ first line does not hold two scores is re-asked, then reported as a failure, nev
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,25 +146,16 @@ def run(cfg: JudgeSettings) -> JudgeSummary:
         question = it[1].instruction + (f"\n\n{it[1].input}" if it[1].input else "")
         messages[(it[0], it[1].question_id, it[2])] = review_messages(it[1].category, question, it[3]["text"], it[4]["text"])
     if cfg.score_mode == "logprobs":
-        from gpt4llm.backends.journal import call_key
-        from gpt4llm.logprob_scores import verdict_texts
+        from gpt4llm.logprob_scores import journaled, masses, verdict_texts
 
         keys = list(messages)
         # journaled like any call: a re-run (a pipeline that adds a leaderboard or a human DB) reads them back
-        jkey = {k: call_key("local-logprobs", cfg.judge, {"messages": messages[k][0], "read": "verdict"}) for k in keys}
         with Journal(cfg.journal or journal_path(cfg.output)) as journal:
-            have = journal.lookup(jkey.values())
-            todo = [k for k in keys if jkey[k] not in have]
-            new_texts, _ = verdict_texts(cfg.judge, [messages[k][0] for k in todo], cfg.backend.batch_size) \
-                if todo else ([], [])
-            for k, text in zip(todo, new_texts):
-                journal.record(jkey[k], "local-logprobs", cfg.judge, {"messages": messages[k][0], "read": "verdict"},
-                               text=text, finish_reason="stop")
-            texts = {**{k: have[jkey[k]].text for k in keys if jkey[k] in have}, **dict(zip(todo, new_texts))}
+            texts = dict(zip(keys, journaled(journal, cfg.judge, [messages[k][0] for k in keys], "verdict",
+                                             lambda chats: verdict_texts(cfg.judge, chats, cfg.backend.batch_size)[0])))
         for key in keys:
             text = texts[key]
-            masses = [float(x) for x in re.findall(r"mass ([0-9.eE+-]+), ([0-9.eE+-]+)\)", text)[0]]
-            mass = round(sum(masses) / 2, 6)
+            mass = round(sum(masses(text)) / 2, 6)
             score, rule = parse_verdict(text)
             verdicts[key] = {"status": "ok" if score else "parse_failed", "score": score, "text": text,
                              "pid": messages[key][1], "attempts": 1, "score_mass": mass,

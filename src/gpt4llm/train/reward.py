@@ -91,7 +91,6 @@ def encode_groups(comparisons, tok, max_length: int) -> tuple[list[dict], dict]:
 
 def kwise_loss(rewards, scores, group_of, margin: float = 0.0):
     """Mean over all pairs (within a group, s_l < s_h) of -log sigmoid(r_h - r_l - margin*(s_h - s_l))."""
-    import torch
     import torch.nn.functional as F
 
     same = group_of[:, None] == group_of[None, :]
