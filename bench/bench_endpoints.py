@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import save
+from common import free_port, save
 
 HERE = Path(__file__).parent
 LATENCY, CAP, ENDPOINTS = 0.2, 16, 4
@@ -51,8 +51,6 @@ asyncio.run(main())
 
 def start_servers(n: int) -> list[tuple[subprocess.Popen, str]]:
     """n latency servers (bench/latency_server.py), each capped at CAP concurrent requests."""
-    from bench_openai_throughput import free_port
-
     out = []
     for _ in range(n):
         port = free_port()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import save
+from common import free_port, save
 
 N, CONCURRENCY, LATENCY = 2000, 64, 0.2
 HERE = Path(__file__).parent
@@ -43,14 +42,6 @@ async def main():
     assert len(out) == N
 asyncio.run(main())
 """
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_server() -> tuple[subprocess.Popen, str]:

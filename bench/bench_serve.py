@@ -6,27 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
-from common import save
+from common import free_port, save
 
 import openai
 
 from gpt4llm.generate import load_instructions
 
 N_PROMPTS, MAX_TOKENS = 16, 48
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 async def run(base: str, prompts: list[str], clients: int) -> dict:

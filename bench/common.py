@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 import os
 import platform
+import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def free_port() -> int:
+    """A free loopback port for a server a benchmark starts."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def machine() -> dict:
