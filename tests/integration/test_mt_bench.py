@@ -83,8 +83,8 @@ def fastchat_prompt(q: dict, answer: list[str], ref: list[str] | None, turn: int
 # The judge's replies, by question: the forms GPT-4 writes, and one it never scores at first.
 REPLIES = {81: ("The response is vivid.\n\nRating: [[8]]", 8), 92: ("Good role play. Rating: [[7.5]]", 7.5),
            101: ("The reference says second place; the assistant agrees.\n\n[[9/10]]", 9),
-           111: ('I must rate in the format "[[rating]]", for example: "Rating: [[5]]". The answer is wrong.\n'
-                 "Rating: [[2]]", 2),
+           # FastChat's re.search reads the FIRST [[n]]: 2, not the 10 written after it
+           111: ("The answer is wrong.\nRating: [[2]]\n\nThe reference answer would get [[10]].", 2),
            121: ("The code is correct.\nRating: 6", 6), 131: ("Extraction is complete: 7/10", 7),
            141: ("Accurate.\n\nRating: [10]", 10), 151: ("It discusses the topic well, but I will not rate it.", 4)}
 

@@ -2,9 +2,10 @@
 answer 1-10 on its own, with FastChat's llm_judge prompts byte for byte (``single-v1``; with a
 reference answer ``single-math-v1`` for the categories FastChat grades with references: math,
 reasoning, coding; the ``-multi-turn`` variants for a second turn, which show the whole
-conversation and ask about the second answer). The verdict is read from ``[[8]]`` (then
-``[8]``, ``Rating: 8``, ``8/10``); a judgment none of them reads is followed up in the same
-conversation, then counted as a failure with score -1, never dropped.
+conversation and ask about the second answer). The verdict is read as FastChat reads it (the
+first ``[[8]]``, else the first ``[8]``), then, only where FastChat reads nothing, from ``[[8/10]]``,
+``Rating: 8`` or ``8/10``; a judgment none of them reads is followed up in the same conversation,
+then counted as a failure with score -1, never dropped.
 
 Output: FastChat's single judgment format (``question_id, model, judge: [model, prompt],
 user_prompt, judgment, score, turn``) plus ``meta``; the summary (``<output>.summary.json``) has
@@ -30,10 +31,15 @@ from gpt4llm.schemas import Question
 NEED_REFERENCE = {"math", "reasoning", "coding", "arena-hard-200"}  # FastChat's NEED_REF_CATS
 FOLLOWUP = ('Please output only your rating of the response on a scale of 1 to 10, strictly following this format: '
             '"[[rating]]", for example: "Rating: [[5]]".')
+# FastChat's llm_judge/common.py, patterns verbatim: re.search, so the FIRST match, and the backup
+# only when the first pattern matches nothing. The value is kept as written, as FastChat keeps it.
+FASTCHAT_RULES = [("double_brackets", re.compile(r"\[\[(\d+\.?\d*)\]\]")),
+                  ("single_brackets", re.compile(r"\[(\d+\.?\d*)\]"))]
 _NUM = r"(\d+(?:\.\d+)?)"
-RULES = [  # (name, pattern); the last match of the first rule that matches a value in 0..10
-    ("double_brackets", re.compile(r"\[\[\s*" + _NUM + r"\s*(?:/\s*10\s*)?\]\]")),
-    ("single_brackets", re.compile(r"\[\s*" + _NUM + r"\s*(?:/\s*10\s*)?\]")),
+# Ours, tried only where FastChat would record -1 (it reads none of these): the LAST value in 0..10,
+# since the prose before a closing "Rating: 8" or "8/10" may quote other numbers.
+EXTRA_RULES = [
+    ("brackets_out_of_10", re.compile(r"\[\[?\s*" + _NUM + r"\s*(?:/\s*10\s*)?\]\]?")),  # "[[ 8 ]]", "[[9/10]]"
     ("rating_line", re.compile(r"rating\W{0,6}" + _NUM + r"(?:\s*/\s*10)?", re.IGNORECASE)),
     ("out_of_10", re.compile(_NUM + r"\s*/\s*10\b")),
 ]
@@ -50,13 +56,19 @@ def prompt_name(category: str | None, turn: int) -> str:
 
 
 def parse_rating(text: str) -> tuple[float | None, str]:
-    """(rating, rule) or (None, reason). FastChat reads the first ``[[n]]``, else the first ``[n]``;
-    this reads the last one (a judge that quotes the format's example, "Rating: [[5]]", before
-    its own rating is then read right), and accepts n/10 inside the brackets, a "Rating: 8"
-    line and a closing "8/10". A value above 10 is not a rating on this scale."""
-    for name, pattern in RULES:
-        values = [float(m.group(1)) for m in pattern.finditer(text or "")]
-        values = [v for v in values if 0 <= v <= 10]
+    """(rating, rule) or (None, reason), as FastChat's ``run_judge_single`` reads it: the first
+    ``[[n]]``, else the first ``[n]`` ("Rating: [[7]] ... the reference would get [[10]]" is 7;
+    a judge that quotes the format's example "Rating: [[5]]" first gets 5, as in FastChat, so the
+    scores stay comparable with its leaderboard). Only where FastChat finds nothing (and would record
+    -1) does this read further: ``[[8/10]]`` or ``[[ 8 ]]``, a "Rating: 8" line, a closing "8/10",
+    each the last value in 0..10."""
+    text = text or ""
+    for name, pattern in FASTCHAT_RULES:
+        if m := pattern.search(text):
+            v = float(m.group(1))
+            return (int(v) if v.is_integer() else v), name
+    for name, pattern in EXTRA_RULES:
+        values = [v for v in (float(m.group(1)) for m in pattern.finditer(text)) if 0 <= v <= 10]
         if values:
             v = values[-1]
             return (int(v) if v.is_integer() else v), name

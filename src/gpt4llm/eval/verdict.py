@@ -48,8 +48,11 @@ def review_messages(category: str | None, question: str, answer_1: str, answer_2
 #    "Assistant 1: 8 Assistant 2: 9", "9 8 (Assistant 1 is better)"). What the general and coding
 #    prompts ask for.
 # 2. ``per_assistant``: the last explicit score of each assistant anywhere in the review
-#    ("Assistant 1: 8", "Assistant 1: 8/10", "Assistant 1 receives a score of 8", "I would give
-#    Assistant 1 a score of 1 and Assistant 2 a score of 10", "8 and 9 respectively").
+#    ("Assistant 1: 8", "Assistant 1: 8/10.", "Assistant 1 receives a score of 8", "I would give
+#    Assistant 1 a score of 1 and Assistant 2 a score of 10 out of 10.", "8 and 9 respectively",
+#    a heading "Assistant 1:" with a "Score: 6/10" line under it, "I would give both Assistant 1
+#    and Assistant 2 a score of 8"). GPT-3.5-turbo wrote every one of these in FastChat's 2023
+#    reviews (tests/support/fastchat_reviews.py: 38 real reviews, all read as FastChat stored them).
 # 3. ``closing_tuple``: the last pair "(a, b)" in the review's closing lines (the last three, or
 #    from a line that says "Output"/"Scores" on): where the math prompt asks for "a Python tuple".
 #    A pair quoted in the reasoning, such as a point (2, -2) or (10, 4) mid-review, is not read.
@@ -60,8 +63,13 @@ def review_messages(category: str | None, question: str, answer_1: str, answer_2
 
 _MARKUP = re.compile(r"[*_`#>]|\\\(|\\\)")
 _NUM = r"(\d+(?:\.\d+)?)"
-_OF10 = r"(?:\s*/\s*10(?:\.0+)?(?![\d.])|\s+out\s+of\s+10(?![\d.]))?"
+# "/10" or "out of 10" after a score (optionally "10.0"). It may end a sentence ("8/10.", "3 out of 10,"):
+# only a digit after it, or a decimal point and a digit ("3/10.5", "85/100"), makes it something else.
+_OF10 = r"(?:(?:\s*/\s*|\s+out\s+of\s+)10(?:\.0+)?(?!\.?\d))?"
 _LABEL = r"assistant\s*(?:#\s*)?([12])(?![\d])"
+# "Assistant 2's code submission": what of an assistant is scored; a closed list of nouns, so that
+# "... and Assistant 2's answer is 3" (the math problem's answer) is not read as a score
+_WORK = r"(?:'s\s+(?:\w+\s+)?(?:answers?|solutions?|responses?|submissions?|code|implementations?|work))?"
 _VERDICT_WORD = r"(?:final\s+)?(?:scores?|ratings?|output|verdict|result|evaluation)"
 # A score ends a clause: end of line, punctuation, a parenthesis, a dash, or a joining word.
 _END = (r"(?=\s*(?:$|[.,;:!)\]]|\(|[-\u2013\u2014]\s|\b(?:and|for|while|because|as|since|but|whereas|"
@@ -78,17 +86,30 @@ _PER_ASSISTANT = [
     # "Assistant 1 receives a score of 8", "Assistant 1's answer gets a 7", "Assistant 1 is rated 8/10"
     re.compile(rf"{_LABEL}(?:'s)?[^.\n\d]{{0,40}}?\b(?:scores?|scored|rating|rated|receives?|received|gets?|got|"
                rf"earns?|earned|deserves?|awarded|given)\b[^.\n\d]{{0,24}}?{_NUM}{_OF10}{_END}", re.I),
-    # "I would give Assistant 1 a score of 1", "rate Assistant 2 an 8"
+    # "I would give Assistant 1 a score of 1", "rate Assistant 2 an 8", "rate Assistant 1's code
+    # submission a 7 out of 10", "rate Assistant 2's solution as 8 out of 10"
     re.compile(rf"\b(?:give|gives|giving|gave|rate|rating|score|scoring|award|awarding|assign|assigning)\s+{_LABEL}"
-               rf"(?:'s\s+\w+)?\s+(?:(?:a|an|the)\s+)?(?:(?:overall\s+)?(?:score|rating|grade)\s+(?:of\s+)?)?{_NUM}{_OF10}{_END}", re.I),
+               rf"(?:'s(?:\s+[\w-]+){{1,2}})?\s+(?:as\s+)?(?:(?:a|an|the)\s+)?(?:(?:overall\s+)?(?:score|rating|grade)\s+(?:of\s+)?)?"
+               rf"{_NUM}{_OF10}{_END}", re.I),
     # "Score for Assistant 1: 8", "the rating of Assistant 2 is 9"
     re.compile(rf"\b(?:score|rating|grade)\s+(?:for|of)\s+{_LABEL}\s*(?:[:=\-]|\bis\b)\s*{_NUM}{_OF10}{_END}", re.I),
 ]
 # "8 for Assistant 1" (only in a sentence about scores)
 _NUM_FOR = re.compile(rf"(?<![\d.]){_NUM}{_OF10}\s+(?:points?\s+)?(?:for|to)\s+{_LABEL}", re.I)
 # "... give Assistant 1 a 6 and Assistant 2 an 8" (only in a sentence about scores)
-_AND_LABEL = re.compile(rf"\b(?:and|while|whereas|but)\s+{_LABEL}\s+(?:(?:a|an)\s+)?(?:(?:score|rating)\s+of\s+)?{_NUM}{_OF10}{_END}", re.I)
+_AND_LABEL = re.compile(rf"\b(?:and|while|whereas|but)\s+{_LABEL}{_WORK}\s+(?:as\s+)?(?:(?:a|an)\s+)?(?:(?:score|rating)\s+of\s+)?{_NUM}{_OF10}{_END}", re.I)
 _RESPECTIVELY = re.compile(rf"(?<![\d.]){_NUM}{_OF10}\s*(?:,|and|&)\s*{_NUM}{_OF10},?\s+(?:points?\s+)?respectively", re.I)
+# One score for both: "I would give both Assistant 1 and Assistant 2 a score of 8 out of 10", "they both
+# receive a score of 10", "I would rate both Assistant 1 and Assistant 2's submissions a 9 out of 10"
+_BOTH_WHO = r"(?:both\s+(?:assistants|of\s+them|assistant\s*1\s+and\s+assistant\s*2)|they\s+both|both)(?:'s\s+\w+)?"
+_BOTH_SCORE = (rf"\s+(?:as\s+)?(?:(?:a|an|the)\s+)?(?:(?:high|perfect|same|equal)\s+)?"
+               rf"(?:(?:score|rating|grade)\s+(?:of\s+)?)?{_NUM}{_OF10}{_END}")
+_BOTH = [re.compile(rf"\b(?:give|gives|giving|gave|rate|rating|award|awarding|assign|assigning)\s+{_BOTH_WHO}{_BOTH_SCORE}", re.I),
+         re.compile(rf"\b{_BOTH_WHO}\s+(?:receive|receives|received|get|gets|got|deserve|deserves|earn|earns|earned|scored|"
+                    rf"are\s+(?:given|awarded|rated)|(?:have|has)\s+(?:received|earned)){_BOTH_SCORE}", re.I)]
+# A heading "Assistant 1:" (or "[Assistant 1's Solution]") then, in its section, a line "Score: 6/10"
+_HEADING = re.compile(rf"^\s*\[?\s*{_LABEL}(?:'s\s+(?:answer|solution|response|submission|code)s?)?\s*\]?\s*:?\s*$", re.I)
+_SCORE_LINE = re.compile(rf"^\s*(?:final\s+|overall\s+)?(?:score|rating|grade)\s*(?:[:=\-]|\bis\b)\s*{_NUM}{_OF10}{_END}", re.I)
 
 
 def _clean(text: str) -> str:
@@ -110,7 +131,7 @@ def _line_verdict(line: str) -> list[float] | None:
     if not m:
         return None
     rest = re.sub(r"out\s+of\s+10|/\s*10|assistant\s*[12]", " ", s[m.end():], flags=re.I)
-    if re.search(r"^\s*[\d.]|\d", rest):
+    if re.search(r"\d", rest):  # "8 9." is a verdict; "8 9 10" and "8/10 9/10 (3 of 4 tips)" are not
         return None
     return [float(m.group(1)), float(m.group(2))]
 
@@ -128,7 +149,16 @@ def _per_assistant(text: str) -> tuple[list[float], int] | None:
         for line_start, line in _line_spans(clean):
             for m in rx.finditer(line):
                 hits.append((line_start + m.end(), m.group(1), float(m.group(2))))
+    heading = None  # the assistant whose section this line is in ("Assistant 1:" on a line of its own)
     for line_start, line in _line_spans(clean):
+        if h := _HEADING.match(line):
+            heading = h.group(1)
+            continue
+        if heading and (m := _SCORE_LINE.match(line)):
+            hits.append((line_start + m.end(), heading, float(m.group(1))))
+        for rx in _BOTH:
+            for m in rx.finditer(line):
+                hits += [(line_start + m.end(), who, float(m.group(1))) for who in "12"]
         sentences = re.split(r"(?<=[.!?])\s+", line)
         at = line_start
         for sent in sentences:
