@@ -253,6 +253,21 @@ def human_results(cfg: ResultsSettings) -> None:
     typer.echo(human_results_text(human.results(cfg.db, cfg.output_dir), cfg.output_dir))
 
 
+@register("publish", "gpt4llm.publish.settings:PublishSettings")
+def publish(cfg: PublishSettings) -> None:
+    """Parquet + dataset card (datasets.load_dataset reads it) or a model card beside the weights; --push-to-hub uploads."""
+    from gpt4llm.publish import build
+
+    r = build.run(cfg)
+    for c in r.configs:
+        typer.echo(f"dataset config {c['name']}: {c['rows']} rows in {len(c['files'])} Parquet file(s)")
+    for m in r.models:
+        typer.echo(f"model {m['name']}: {len(m['files'])} files and its card in {m['path']}")
+    for s in r.skipped:
+        typer.echo(f"skipped {s}")
+    typer.echo(f"wrote {r.out} (card: {r.out / 'README.md'})" + "".join(f"\npushed: {u}" for u in r.pushed))
+
+
 @register("stats", "gpt4llm.stats:StatsSettings")
 def stats(cfg: StatsSettings) -> None:
     """The paper's data statistics: verb-noun pairs, sunburst, output lengths, score distributions."""

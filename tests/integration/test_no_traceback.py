@@ -125,6 +125,7 @@ def bad_inputs(d, out):
         (["stats", "-o", str(out / "st")], "give --data"),
         (["serve", "--model", "openai:gpt-4"], "serve runs local models"),
         (["merge", str(d / "missing.jsonl"), "-o", str(out / "m.jsonl")], "file not found"),
+        (["publish", str(d / "broken.jsonl"), "--to", str(out / "pub")], "broken.jsonl:2"),
         (["run", str(d / "pipe_bad.yaml")], "pipe_bad.yaml:4: stages.sft.epocs: unknown key"),
         (["run", str(d / "missing.yaml")], "pipeline file not found"),
         (["benchmarks", "download", "nope"], "nope"),

@@ -1,0 +1,167 @@
+"""A trained checkpoint as a Hub model repo: its files (the final weights, tokenizer, template and
+training record; not the intermediate ``checkpoint-*`` directories) and the facts its card shows:
+the recipe saved in ``gpt4llm_train.json``, the held-out numbers, and the study's evaluation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpt4llm.errors import UserError
+from gpt4llm.publish.provenance import read_json
+
+TRAIN_FILE = "gpt4llm_train.json"  # train.common.TRAIN_FILE (not imported: it pulls in the trainers' settings)
+# The recipe shown on the card; paths, switches of the run itself and logging stay in gpt4llm_train.json.
+RECIPE = ("template", "loss", "beta", "margin_weight", "epochs", "max_steps", "learning_rate", "scheduler", "warmup_ratio",
+          "weight_decay", "batch_size", "per_device_batch", "max_length", "packing", "loss_norm", "overlong", "layers",
+          "eval_split", "precision", "lora", "lora_r", "lora_alpha", "lora_dropout", "lora_targets", "qlora", "merge",
+          "seed", "limit")
+KINDS = {"dpo": ("dpo", "Preference-tuned (DPO) student"), "reward_model": ("reward", "Reward model"),
+         None: ("sft", "Instruction-tuned student (SFT)")}
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    name: str
+    kind: str
+    what: str
+    meta: dict
+    config: dict
+    adapter: bool
+
+    @property
+    def base(self) -> str:
+        return self.config.get("model", "")
+
+    @property
+    def base_shown(self) -> str:
+        """The base as the card shows it: a Hub id or the embedded model as it is, a local path by
+        its last part (the rest is this machine's, e.g. a home directory)."""
+        name = self.base.removeprefix("local:")
+        return f"local:{Path(name).name}" if name.startswith(("/", ".", "~")) else self.base
+
+    @property
+    def data(self) -> str:
+        return self.config.get("data", "")
+
+
+def is_checkpoint(path: Path) -> bool:
+    return path.is_dir() and ((path / TRAIN_FILE).is_file() or (path / "config.json").is_file()
+                              or (path / "adapter_config.json").is_file())
+
+
+def load(path: Path, name: str | None = None) -> Checkpoint:
+    meta = read_json(path / TRAIN_FILE)
+    if meta is None:
+        raise UserError(f"{path}: no readable {TRAIN_FILE}; publish takes checkpoints that gpt4llm train wrote "
+                        "(their recipe and held-out numbers are in that file)")
+    if meta.get("status") != "done":
+        raise UserError(f"{path}: training did not finish (status {meta.get('status')!r}); finish it with the same "
+                        "train command and --resume, then publish")
+    adapter = (path / "adapter_config.json").is_file()
+    if not adapter and not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise UserError(f"{path}: no weights (*.safetensors) at the top of the directory; publish the directory "
+                        "train wrote its final model to")
+    kind, what = KINDS.get(meta.get("kind"), KINDS[None])
+    return Checkpoint(path, name or path.name, kind, what, meta, meta.get("config") or {}, adapter)
+
+
+def copy_files(ck: Checkpoint, dest: Path) -> list[str]:
+    """The top-level files of the checkpoint into ``dest``: hard links where the filesystem allows
+    (a 7B model is 13 GB; a link costs nothing), copies elsewhere."""
+    dest.mkdir(parents=True, exist_ok=True)
+    names = []
+    for f in sorted(ck.path.iterdir()):
+        if not f.is_file() or f.name == "README.md":
+            continue
+        try:
+            os.link(f, dest / f.name)
+        except OSError:
+            shutil.copy2(f, dest / f.name)
+        names.append(f.name)
+    return names
+
+
+def recipe(ck: Checkpoint) -> dict:
+    lora = ck.config.get("lora") == "True" or ck.config.get("qlora") == "True"
+    out = {k: ck.config[k] for k in RECIPE if ck.config.get(k) not in (None, "None", "")
+           and (lora or not k.startswith(("lora_", "qlora", "merge")))}
+    if ck.meta.get("effective_batch"):
+        out["batch_size"] = ck.meta["effective_batch"]
+    return out
+
+
+def training(ck: Checkpoint) -> dict:
+    m = ck.meta
+    out = {"optimizer steps": m.get("steps")}
+    if m.get("train_loss") is not None:
+        out["mean training loss"] = round(float(m["train_loss"]), 4)
+    if m.get("seconds") is not None:
+        out["training time (s)"] = m["seconds"]
+    stats = m.get("data_stats") or {}
+    for k in ("examples", "kept", "groups", "pairs", "prompts", "truncated", "skipped"):
+        if isinstance(stats.get(k), (int, float)):
+            out[f"data: {k}"] = stats[k]
+    for k in ("groups", "pairs", "ties", "truncated"):
+        if isinstance(m.get(k), (int, float)) and f"data: {k}" not in out:
+            out[f"data: {k}"] = m[k]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _round(v):
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def held_out(ck: Checkpoint) -> dict:
+    """The held-out numbers the trainer saved: DPO's preference accuracy and margins, the reward
+    model's accuracy; an eval_loss in the log for any trainer that keeps one."""
+    metrics = {k: _round(v) for k, v in (ck.meta.get("metrics") or {}).items() if isinstance(v, (int, float))}
+    evals = [e for e in ck.meta.get("log_history") or [] if isinstance(e, dict) and "eval_loss" in e]
+    if evals:
+        metrics.setdefault("eval_loss", _round(evals[-1]["eval_loss"]))
+    if metrics:
+        n = ck.meta.get("held_out") or (ck.meta.get("data_stats") or {}).get("held_out_prompts")
+        return {"what": f"On {n} held-out prompts" if n else "On the held-out split", "metrics": metrics}
+    split = ck.config.get("eval_split")
+    why = ("no held-out split was kept (eval_split 0)" if split in ("0", "0.0") else
+           "train sft keeps no held-out split (the paper trained on all its 52K records)")
+    return {"what": why, "metrics": {}}
+
+
+def evaluation(model_id: str, results: dict | None) -> dict:
+    """This model's rows of a study's results.json: the judge's summary, the leaderboard, ROUGE."""
+    r = (results or {}).get("results") or {}
+    tables, index = [], []
+    pipe = ((results or {}).get("provenance") or {})
+    judge = ((r.get("judge") or {}).get("summaries") or {}).get(model_id)
+    bench = None
+    if judge:
+        keys = [k for k in ("questions", "scored", "score_ratio", "ratio", "model_score", "reference_score",
+                            "wins", "ties", "losses", "win_rate", "flip_rate") if isinstance(judge.get(k), (int, float))]
+        tables.append({"title": "LLM judge (Vicuna's reviewer, against the reference answers)",
+                       "columns": ["metric", "value"], "rows": [[k, _round(judge[k])] for k in keys]})
+        ratio = next((judge[k] for k in ("score_ratio", "ratio") if isinstance(judge.get(k), (int, float))), None)
+        bench = judge.get("benchmark") or "judge benchmark"
+        if ratio is not None:
+            index.append({"dataset": bench, "metric": "score_ratio", "name": "judge score ratio (model / reference)",
+                          "value": _round(ratio)})
+    board = next((row for row in (r.get("judge") or {}).get("leaderboard", {}).get("rows", []) if row.get("model") == model_id), None)
+    if board:
+        keys = [k for k in ("win_rate", "length_controlled_winrate", "bt_score", "n_total") if board.get(k) is not None]
+        rows = [[k, _round(board[k])] for k in keys]
+        if board.get("ci95"):
+            rows.append(["bt_score 95% interval", ", ".join(str(_round(x)) for x in board["ci95"])])
+        tables.append({"title": "Leaderboard (pairwise against the baseline)", "columns": ["metric", "value"], "rows": rows})
+    rouge = [row for row in (r.get("rouge") or {}).get("table") or [] if row.get("Model") == model_id]
+    if rouge:
+        cols = [c for c in rouge[0] if c != "Model"]
+        tables.append({"title": "ROUGE F by ground-truth length", "columns": cols,
+                       "rows": [[_round(row.get(c)) for c in cols] for row in rouge]})
+        overall = next((row for row in rouge if row.get("Length") == "ALL"), None)
+        if overall and isinstance(overall.get("rougeL"), (int, float)):
+            index.append({"dataset": "rouge benchmark", "metric": "rouge", "name": "ROUGE-L F (all lengths)",
+                          "value": _round(overall["rougeL"])})
+    return {"tables": tables, "model_index": index, "benchmarks": None, "pipeline": bool(pipe)}
