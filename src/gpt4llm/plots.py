@@ -76,28 +76,33 @@ def judge_bars(summaries: dict[str, dict], stem: str | Path, reference: str) -> 
 
 
 def leaderboard_chart(rows: list[dict], stem: str | Path, baseline: str) -> list[Path]:
-    """Raw and length-controlled win rates against the baseline, each with its 95% interval
-    (1.96 standard errors), one pair of bars per model, the 50% line marked."""
+    """Win rates against the baseline, three bars per model: AlpacaEval's length-controlled rate (no
+    interval: its lc_standard_error is the spread of its predictions, not a sampling error), the
+    shared-slope length-controlled rate and the raw rate, each with its 95% interval (1.96 standard
+    errors); the 50% line marked."""
     import numpy as np
 
     plt = _plt()
-    rows = [r for r in rows if r["model"] != baseline and (r["win_rate"] is not None
-                                                          or r["length_controlled_winrate"] is not None)]
+    keys = ("win_rate", "length_controlled_winrate", "lc_shared_slope_winrate")
+    rows = [r for r in rows if r["model"] != baseline and any(r.get(k) is not None for k in keys)]
     if not rows:
         return []
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
-    for off, key, se, label, color in ((-0.2, "length_controlled_winrate", "lc_standard_error", "length-controlled",
-                                        "#4c72b0"), (0.2, "win_rate", "standard_error", "raw", "#dd8452")):
-        vals = [r[key] if r[key] is not None else 0.0 for r in rows]
-        errs = [1.96 * r[se] if r.get(se) is not None else 0.0 for r in rows]
-        ax.barh(y + off, vals, 0.38, xerr=errs, label=label, color=color, capsize=2)
+    fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(rows) + 1.4))
+    for off, key, se, label, color in ((-0.27, "length_controlled_winrate", None, "length-controlled (AlpacaEval)",
+                                        "#4c72b0"),
+                                       (0.0, "lc_shared_slope_winrate", "lc_shared_slope_se",
+                                        "length-controlled (shared slope)", "#55a868"),
+                                       (0.27, "win_rate", "standard_error", "raw", "#dd8452")):
+        vals = [r.get(key) if r.get(key) is not None else 0.0 for r in rows]
+        errs = [1.96 * r[se] if se and r.get(se) is not None else 0.0 for r in rows]
+        ax.barh(y + off, vals, 0.26, xerr=errs if se else None, label=label, color=color, capsize=2)
     ax.axvline(50, color="grey", lw=0.8, ls="--")
     ax.set_yticks(y, [r["model"] for r in rows])
     ax.set_xlabel(f"win rate against {baseline} (%), 95% interval")
     ax.set_xlim(0, 100)
     ax.invert_yaxis()
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=8)
     return save(fig, stem)
 
 

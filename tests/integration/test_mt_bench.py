@@ -194,3 +194,60 @@ def test_vicuna_bench_by_name_grades_2023_answers_with_references(tmp_path):
     with_ref = [x for x in rows if x["judge"][1] == "single-math-v1"]
     assert {x["question_id"] for x in with_ref} == set(refs) and len(refs) == 10
     assert all(refs[x["question_id"]] in x["user_prompt"] for x in with_ref)
+
+
+def test_pairwise_judgments_count_as_fastchats_show_result_with_each_turns_length(tmp_path):
+    """FastChat llm_judge pairwise judgments of MT-Bench's two turns (GPT-4's real reference answers
+    against a terse model made from them) read into the leaderboard the way FastChat's show_result.py
+    (display_result_pairwise) counts them, restated below: an error in either order drops the judgment,
+    a first-order tie or two orders that disagree make a tie. Each turn's length is that turn's answer
+    alone. A model that wins every game gets an unbounded Bradley-Terry score, said so in the table."""
+    gpt4 = read_jsonl(MT / "mt_bench_reference_answer_gpt-4.jsonl")
+    terse = [{"question_id": a["question_id"], "answer_id": f"t{a['question_id']}", "model_id": "terse",
+              "choices": [{"index": 0, "turns": [t[:40] for t in a["choices"][0]["turns"]]}]} for a in gpt4]
+    oracle = [dict(a, model_id="oracle", answer_id=f"o{a['question_id']}") for a in gpt4]
+    files = [write_jsonl(tmp_path / f"{n}.jsonl", rows) for n, rows in (("gpt-4", gpt4), ("terse", terse),
+                                                                        ("oracle", oracle))]
+    patterns = [("model_1", "model_1"), ("model_2", "model_2"), ("model_1", "model_2"), ("tie", "model_1"),
+                ("model_1", "tie"), ("tie", "tie"), ("error", "model_1"), ("model_2", "error"), ("model_1", "model_1")]
+    judgments = []
+    for k, a in enumerate(gpt4):
+        for turn in (1, 2):
+            g1, g2 = patterns[(2 * k + turn) % len(patterns)]
+            judgments.append({"question_id": a["question_id"], "model_1": "gpt-4", "model_2": "terse", "g1_winner": g1,
+                              "g2_winner": g2, "judge": ["gpt-4", "pair-v2" + ("-multi-turn" if turn == 2 else "")],
+                              "turn": turn})
+            judgments.append({"question_id": a["question_id"], "model_1": "oracle", "model_2": "terse",
+                              "g1_winner": "model_1", "g2_winner": "model_1", "judge": ["gpt-4", "pair-v2"], "turn": turn})
+    f = write_jsonl(tmp_path / "gpt-4_pair.jsonl", judgments)
+    r = run_cli("eval", "leaderboard", "-r", str(f), *[x for a in files for x in ("-a", str(a))],
+                "-o", str(tmp_path / "lb"), "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    rows = {x["model"]: x for x in json.loads((tmp_path / "lb" / "leaderboard.json").read_text())}
+
+    # FastChat's display_result_pairwise, restated: its counts for gpt-4 against the baseline terse
+    win = loss = tie = 0
+    for j in judgments:
+        if j["model_1"] != "gpt-4" or "error" in (j["g1_winner"], j["g2_winner"]):
+            continue
+        if j["g1_winner"] == "tie" or j["g1_winner"] != j["g2_winner"]:
+            tie += 1
+        elif j["g1_winner"] == "model_1":
+            win += 1
+        else:
+            loss += 1
+    row = rows["gpt-4"]
+    assert (row["n_wins"], row["n_wins_base"], row["n_draws"], row["n_total"]) == (win, loss, tie, win + loss + tie)
+    assert row["win_rate"] == pytest.approx(100 * (win + 0.5 * tie) / (win + loss + tie), abs=1e-9)
+    assert row["n_missing"] == sum("error" in (j["g1_winner"], j["g2_winner"]) for j in judgments)
+    # lengths: each judged turn's own answer (turn 1 alone, turn 2 alone), over every judgment of the model
+    turn_lens = [len(a["choices"][0]["turns"][t]) for a in gpt4 for t in (0, 1)]
+    assert row["avg_length"] == int(sum(turn_lens) / len(turn_lens))
+    assert row["length_controlled_winrate"] is not None and row["lc_shared_slope_winrate"] is not None
+
+    # the oracle wins all 60 games: no finite score; the interval's upper end is null (+inf in the CSV)
+    o = rows["oracle"]
+    assert o["bt_score"] is None and o["ci95"][1] is None and o["ci95"][0] > 1000 and o["bt_win_rate"] == 100.0
+    assert "unbounded above" in o["note"] and "unbounded" in r.stdout
+    csv_row = next(x for x in (tmp_path / "lb" / "leaderboard.csv").read_text().splitlines() if x.startswith("oracle,"))
+    assert f"{o['ci95'][0]};inf" in csv_row

@@ -1,6 +1,7 @@
 """``gpt4llm eval leaderboard``: one table for many models from pairwise judgments: AlpacaEval's
 columns (raw and length-controlled win rates against a baseline), Bradley-Terry scores with
-bootstrap intervals, a CSV, a JSON and a chart. The statistics are in ``eval.winrates``.
+bootstrap intervals, a CSV, a JSON and a chart. The statistics are in ``eval.winrates`` and
+``eval.alpaca_lc``; reading the judgments in ``eval.judgments``.
 
 Inputs, told apart by their fields (one format per file):
 
@@ -13,7 +14,16 @@ Inputs, told apart by their fields (one format per file):
   they name answers, not models: the models come from ``--answers`` (else from a file name
   ``review_<model1>_<model2>.jsonl``);
 - FastChat ``llm_judge`` pairwise judgments: ``question_id, model_1, model_2, g1_winner,
-  g2_winner`` (both orders; each turn its own comparison).
+  g2_winner`` (both orders; each turn its own comparison), counted as FastChat's ``show_result.py``
+  (``display_result_pairwise``) counts them: a judgment with an error in either order is left out (here:
+  counted in ``n_missing``), one whose orders disagree (or whose first order is a tie) is a tie, and
+  the lengths of a turn are that turn's answer alone.
+
+The columns, and which estimator each is: ``win_rate`` ... ``avg_length`` are AlpacaEval's raw
+columns; ``length_controlled_winrate`` and ``lc_standard_error`` AlpacaEval's own length-controlled
+estimator (``eval.alpaca_lc``: per model, its GLM and fit); ``lc_shared_slope_winrate`` and
+``lc_shared_slope_se`` ours, one length slope for the board (``eval.winrates``); ``bt_*`` and ``ci95``
+Bradley-Terry with a question bootstrap (an unbounded end is null).
 
 Review files hold no texts, so the length columns need the answer files (``--answers``, FastChat's
 answer or model_answer format); without them those columns are empty and the row says why.
@@ -24,22 +34,23 @@ from __future__ import annotations
 import csv
 import io as _io
 import math
-import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from gpt4llm import io
 from gpt4llm.errors import UserError
-from gpt4llm.eval import winrates
+from gpt4llm.eval import alpaca_lc, winrates
+from gpt4llm.eval.judgments import Judgment, Source, load_answers, read_source
 from gpt4llm.settings import Opt, Settings
 
 COLUMNS = ["model", "baseline", "win_rate", "standard_error", "n_wins", "n_wins_base", "n_draws", "n_total",
            "n_missing", "n_invalid", "discrete_win_rate", "avg_length", "length_controlled_winrate", "lc_standard_error",
-           "bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95", "note"]
+           "lc_shared_slope_winrate", "lc_shared_slope_se", "bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95", "note"]
+BT = ("bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95")
 
 
 class LeaderboardSettings(Settings):
@@ -53,52 +64,25 @@ class LeaderboardSettings(Settings):
     """Answer files (FastChat formats) for the models of review files: their lengths (and FastChat reviews' model names)."""
     baseline: str | None = None
     """The model every row is compared with (needed when the files' baselines differ)."""
-    sort: Literal["lc", "raw", "bt"] = "lc"
-    """Order of the rows: length-controlled win rate, raw win rate, or Bradley-Terry score."""
+    sort: Literal["lc", "lc-shared", "raw", "bt"] = "lc"
+    """Order of the rows: AlpacaEval's length-controlled win rate, the shared-slope one, raw win rate, or Bradley-Terry."""
     bootstrap: int = Field(1000, ge=200)
     """Bootstrap resamples of the questions for the Bradley-Terry intervals."""
     seed: int = 0
     """Seed of the bootstrap."""
+    instruction_difficulty: Path | None = None
+    """AlpacaEval's instruction_difficulty.csv (its hub dataset): with its annotation files, its own LC GLM with difficulty."""
     length_prior: tuple[float, float] = winrates.BETA_PRIOR
-    """Mean and sd of the judge's length slope (prior of the length-controlled fit)."""
+    """Mean and sd of the judge's length slope (prior of the shared-slope length-controlled fit)."""
     difficulty_sd: float = Field(winrates.TAU, ge=0)
-    """Spread (logits) of instruction difficulty in the length-controlled fit; 0 leaves it out."""
+    """Spread (logits) of instruction difficulty in the shared-slope fit; 0 leaves it out."""
 
     @field_validator("length_prior")
     @classmethod
     def _prior(cls, v):
         if not (v[1] > 0 and all(math.isfinite(x) for x in v)):
-            raise ValueError("needs a mean and a positive sd, e.g. 1.55 0.36")
+            raise ValueError("needs a mean and a positive sd, e.g. 0 1.59")
         return v
-
-
-@dataclass
-class Judgment:
-    """One comparison of ``model`` with ``other`` on one question: preference in [1, 2] (2 = model
-    preferred) or None, the outputs' lengths when known."""
-
-    question: str  # the instruction (or question id, and turn) this judgment is about
-    cluster: str  # the bootstrap unit (the question)
-    model: str
-    other: str
-    preference: float | None
-    model_len: int | None
-    other_len: int | None
-    where: str
-
-    def flipped(self) -> "Judgment":
-        return Judgment(self.question, self.cluster, self.other, self.model,
-                        None if self.preference is None else 3.0 - self.preference, self.other_len, self.model_len,
-                        self.where)
-
-
-@dataclass
-class Source:
-    path: str
-    kind: str
-    judgments: list[Judgment]
-    baselines: set[str]  # the models this file can be read against
-    invalid: dict[str, int] = field(default_factory=dict)  # model -> preferences outside [1, 2]
 
 
 @dataclass
@@ -110,186 +94,6 @@ class Leaderboard:
     files: list[Path]
     beta: float | None
     notes: list[str]
-
-
-# ---------------------------------------------------------------- answers
-
-
-@dataclass
-class Answers:
-    by_id: dict[str, tuple[str, str]] = field(default_factory=dict)  # answer_id -> (model, text)
-    by_model: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, question_id) -> text
-
-    def text(self, answer_id: Any, model: str | None, question_id: Any) -> str | None:
-        if answer_id is not None and str(answer_id) in self.by_id:
-            return self.by_id[str(answer_id)][1]
-        return self.by_model.get((model or "", str(question_id)))
-
-    def model_of(self, answer_id: Any) -> str | None:
-        hit = self.by_id.get(str(answer_id))
-        return hit[0] if hit else None
-
-
-def load_answers(paths: list[str]) -> Answers:
-    out = Answers()
-    for path in paths:
-        for row in io.read_rows(path):
-            d = row.data
-            text = None
-            if isinstance(d, dict) and isinstance(d.get("text"), str):
-                text = d["text"]
-            elif isinstance(d, dict) and isinstance(d.get("choices"), list) and d["choices"]:
-                turns = d["choices"][0].get("turns") if isinstance(d["choices"][0], dict) else None
-                if isinstance(turns, list) and all(isinstance(t, str) for t in turns):
-                    text = "\n".join(turns)
-            if text is None or not isinstance(d, dict) or "question_id" not in d:
-                raise UserError(f"{row.where}: not a FastChat answer (question_id with text, or choices[0].turns)")
-            if (d.get("meta") or {}).get("sample", 0) != 0:
-                continue
-            model = str(d.get("model_id") or Path(path).stem.removeprefix("answer_"))
-            if d.get("answer_id") is not None:
-                out.by_id[str(d["answer_id"])] = (model, text)
-            out.by_model.setdefault((model, str(d["question_id"])), text)
-    return out
-
-
-# ---------------------------------------------------------------- reading judgments
-
-KINDS = ("AlpacaEval annotations (instruction, output_1, generator_1, output_2, generator_2, preference), gpt4llm or "
-         "FastChat reviews (question_id, answer1_id, answer2_id, score), FastChat pairwise judgments (question_id, "
-         "model_1, model_2, g1_winner, g2_winner)")
-
-
-def kind_of(d: Any) -> str | None:
-    if not isinstance(d, dict):
-        return None
-    if {"output_1", "output_2", "generator_1", "generator_2"} <= d.keys():
-        return "alpaca_eval"
-    if {"model_1", "model_2", "g1_winner", "g2_winner"} <= d.keys():
-        return "fastchat_pair"
-    if {"question_id", "score"} <= d.keys() and "answer1_id" in d:
-        meta = d.get("meta")
-        return "gpt4llm" if isinstance(meta, dict) and "model_id" in meta and "reference_id" in meta else "fastchat_review"
-    if {"question_id", "model", "score"} <= d.keys():
-        return "fastchat_single"
-    return None
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def read_source(path: str, answers: Answers) -> Source:
-    rows = io.read_rows(path)
-    if not rows:
-        raise UserError(f"{path}: no judgments in the file")
-    kind = kind_of(rows[0].data)
-    if kind is None:
-        raise UserError(f"{rows[0].where}: not a judgment file gpt4llm reads; expected {KINDS}")
-    if kind == "fastchat_single":
-        raise UserError(f"{rows[0].where}: single-answer grades (model, score), not pairwise judgments; "
-                        "their summary is eval judge --mode single's")
-    for row in rows:
-        if kind_of(row.data) != kind:
-            raise UserError(f"{row.where}: not like the file's first record ({kind.replace('_', ' ')}); one format per file")
-    return {"alpaca_eval": _alpaca_eval, "gpt4llm": _gpt4llm, "fastchat_review": _fastchat_review,
-            "fastchat_pair": _fastchat_pair}[kind](path, rows, answers)
-
-
-def _alpaca_eval(path, rows, answers) -> Source:
-    out, invalid = [], defaultdict(int)
-    for row in rows:
-        d = row.data
-        for k in ("instruction", "output_1", "output_2", "generator_1", "generator_2"):
-            if not isinstance(d.get(k), str):
-                raise UserError(f"{row.where}: '{k}' must be a string in an AlpacaEval annotation")
-        p = d.get("preference")
-        if p is not None and not _number(p):
-            raise UserError(f"{row.where}: 'preference' must be a number in [1, 2] or null, got {p!r}")
-        pref = winrates.as_preference(p)
-        if p is not None and pref is None and not (isinstance(p, float) and math.isnan(p)):
-            invalid[d["generator_2"]] += 1
-        out.append(Judgment(d["instruction"], d["instruction"], d["generator_2"], d["generator_1"], pref,
-                            len(d["output_2"]), len(d["output_1"]), row.where))
-    return Source(path, "AlpacaEval annotations", out, {j.other for j in out} if len({j.other for j in out}) == 1
-                  else set(), dict(invalid))
-
-
-def _scores(row) -> tuple[float, float] | None:
-    s = row.data.get("score")
-    if not (isinstance(s, list) and len(s) == 2 and all(_number(x) for x in s)):
-        raise UserError(f"{row.where}: 'score' must be a list of two numbers, got {s!r}")
-    return None if min(s) < 0 else (float(s[0]), float(s[1]))
-
-
-def _win(a: float, b: float) -> float:
-    return 2.0 if a > b else 1.0 if a < b else 1.5
-
-
-def _gpt4llm(path, rows, answers) -> Source:
-    per_q: dict[tuple, dict] = {}
-    for row in rows:
-        d, meta = row.data, row.data["meta"]
-        s = _scores(row)
-        model, ref, qid = str(meta["model_id"]), str(meta["reference_id"]), d["question_id"]
-        first = meta.get("order", "model_first") == "model_first"
-        mid, rid = (d.get("answer1_id"), d.get("answer2_id")) if first else (d.get("answer2_id"), d.get("answer1_id"))
-        slot = per_q.setdefault((model, ref, str(qid)), {"prefs": [], "where": row.where, "mid": mid, "rid": rid})
-        if s is not None:
-            slot["prefs"].append(_win(*(s if first else (s[1], s[0]))))
-    out = []
-    for (model, ref, qid), v in per_q.items():
-        pref = sum(v["prefs"]) / len(v["prefs"]) if v["prefs"] else None
-        ml, rl = answers.text(v["mid"], model, qid), answers.text(v["rid"], ref, qid)
-        out.append(Judgment(qid, qid, model, ref, pref, None if ml is None else len(ml), None if rl is None else len(rl),
-                            v["where"]))
-    return Source(path, "gpt4llm reviews", out, {j.other for j in out} if len({j.other for j in out}) == 1 else set())
-
-
-def _fastchat_review(path, rows, answers) -> Source:
-    names = re.fullmatch(r"review_([^_]+)_([^_]+)", Path(path).stem)
-    out = []
-    for row in rows:
-        d = row.data
-        s = _scores(row)
-        m1, m2 = answers.model_of(d.get("answer1_id")), answers.model_of(d.get("answer2_id"))
-        if (m1 is None or m2 is None) and names:
-            m1, m2 = m1 or names.group(1), m2 or names.group(2)
-        if m1 is None or m2 is None:
-            raise UserError(f"{row.where}: FastChat reviews name answers, not models; pass the answer files with "
-                            "--answers (answer ids " f"{d.get('answer1_id')}, {d.get('answer2_id')})")
-        qid = str(d["question_id"])
-        t1, t2 = answers.text(d.get("answer1_id"), m1, qid), answers.text(d.get("answer2_id"), m2, qid)
-        out.append(Judgment(qid, qid, m1, m2, None if s is None else _win(*s), None if t1 is None else len(t1),
-                            None if t2 is None else len(t2), row.where))
-    return Source(path, "FastChat reviews", out, _common(out))
-
-
-def _fastchat_pair(path, rows, answers) -> Source:
-    out = []
-    for row in rows:
-        d = row.data
-        m1, m2, qid = str(d["model_1"]), str(d["model_2"]), str(d["question_id"])
-        prefs = []
-        for g in ("g1_winner", "g2_winner"):
-            w = d[g]
-            if w not in ("model_1", "model_2", "tie", "error") and not str(w).startswith("tie"):
-                raise UserError(f"{row.where}: '{g}' must be model_1, model_2, tie or error, got {w!r}")
-            if w != "error":
-                prefs.append(2.0 if w == "model_1" else 1.0 if w == "model_2" else 1.5)
-        turn = d.get("turn", 1)
-        t1, t2 = answers.text(None, m1, qid), answers.text(None, m2, qid)
-        out.append(Judgment(f"{qid}#turn{turn}", qid, m1, m2, sum(prefs) / len(prefs) if prefs else None,
-                            None if t1 is None else len(t1), None if t2 is None else len(t2), row.where))
-    return Source(path, "FastChat pairwise judgments", out, _common(out))
-
-
-def _common(js: list[Judgment]) -> set[str]:
-    """The models that take part in every judgment of a file (its possible baselines)."""
-    common = None
-    for j in js:
-        common = {j.model, j.other} if common is None else common & {j.model, j.other}
-    return common or set()
 
 
 # ---------------------------------------------------------------- the table
@@ -370,19 +174,33 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
         row["n_missing"] = sum(p is None for p in prefs) - invalid.get(model, 0)
         row["n_invalid"] = invalid.get(model, 0)
         rows.append(row)
-    # the length-controlled fit: every model whose lengths (and the baseline's) are all known
-    with_lengths = {m: [(j.question, j.preference, j.model_len, j.other_len) for j in js] for m, js in vs_base.items()
-                    if all(j.model_len is not None and j.other_len is not None for j in js)}
-    lc = winrates.length_controlled(with_lengths, tuple(cfg.length_prior), cfg.difficulty_sd) if with_lengths else {
-        "models": {}, "beta": None}
+    # the length-controlled rates: every model whose lengths (and the baseline's) are all known
+    known = {m: js for m, js in vs_base.items() if all(j.model_len is not None and j.other_len is not None for j in js)}
+    difficulty = alpaca_lc.read_difficulty(cfg.instruction_difficulty) if cfg.instruction_difficulty else None
+    ae, ae_notes = {}, {}
+    for m, js in known.items():
+        d = None
+        if difficulty is not None:
+            if len(js) == len(difficulty) and all(j.index in difficulty for j in js):
+                d = [difficulty[j.index] for j in js]
+            else:
+                ae_notes[m] = (f"--instruction-difficulty not applied ({len(difficulty)} instructions; it applies to "
+                               f"AlpacaEval annotation files in AlpacaEval's order, and these are {len(js)} judgments)")
+        ae[m] = alpaca_lc.length_controlled([j.preference for j in js], [j.model_len for j in js],
+                                            [j.other_len for j in js], d)
+    shared = winrates.length_controlled(
+        {m: [(j.question, j.preference, j.model_len, j.other_len) for j in js] for m, js in known.items()},
+        tuple(cfg.length_prior), cfg.difficulty_sd) if known else {"models": {}, "beta": None}
     bt = winrates.bradley_terry(games, baseline, cfg.bootstrap, cfg.seed) if games else {}
     for row in rows:
         m = row["model"]
-        got = lc["models"].get(m)
+        got, sh = ae.get(m), shared["models"].get(m)
         row["length_controlled_winrate"] = got["lc"] if got else None
         row["lc_standard_error"] = got["lc_se"] if got else None
-        row.update({k: (bt.get(m) or {}).get(k) for k in ("bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95")})
-        why = []
+        row["lc_shared_slope_winrate"] = sh["lc"] if sh else None
+        row["lc_shared_slope_se"] = sh["lc_se"] if sh else None
+        row.update({k: (bt.get(m) or {}).get(k) for k in BT})
+        why = [] if m not in ae_notes else [ae_notes[m]]
         if not got:
             why.append("no length-controlled rate: the lengths of some answers are unknown (review files hold answer "
                        "ids, not texts; pass the answer files with --answers)")
@@ -390,27 +208,55 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
             why.append(f"{row['n_missing']} judgments without a preference (counted apart, not in n_total)")
         if row["n_invalid"]:
             why.append(f"{row['n_invalid']} preferences outside [1, 2] (counted apart, not in n_total)")
+        why += _unbounded(bt.get(m))
         row["note"] = "; ".join(why)
     others = sorted({p for g in games for p in g[1:3]} - set(vs_base) - {baseline})
     for m in others:  # compared only with other models: a Bradley-Terry score, no win rate against the baseline
-        row = {c: None for c in COLUMNS} | {"model": m, "baseline": baseline,
-                                            "note": f"not judged against {baseline}: Bradley-Terry score only"}
-        row.update({k: bt[m][k] for k in ("bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95")})
+        row = {c: None for c in COLUMNS} | {"model": m, "baseline": baseline}
+        row.update({k: bt[m][k] for k in BT})
+        row["note"] = "; ".join([f"not judged against {baseline}: Bradley-Terry score only", *_unbounded(bt[m])])
         rows.append(row)
     base_row = {c: None for c in COLUMNS} | {"model": baseline, "baseline": baseline, "win_rate": 50.0,
                                              "discrete_win_rate": 50.0, "length_controlled_winrate": 50.0,
-                                             "note": "the baseline"}
+                                             "lc_shared_slope_winrate": 50.0, "note": "the baseline"}
     if bt:
-        base_row.update({k: bt[baseline][k] for k in ("bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95")})
+        base_row.update({k: bt[baseline][k] for k in BT})
     rows.append(base_row)
     rows = [{c: r.get(c) for c in COLUMNS} for r in rows]  # every row with every column, in one order
-    key = {"lc": "length_controlled_winrate", "raw": "win_rate", "bt": "bt_score"}[cfg.sort]
+    # bt sorts by bt_win_rate: the same order as bt_score, with a score unbounded above (win rate 100) first
+    key = {"lc": "length_controlled_winrate", "lc-shared": "lc_shared_slope_winrate", "raw": "win_rate",
+           "bt": "bt_win_rate"}[cfg.sort]
     rows.sort(key=lambda r: (r[key] is None, -(r[key] or 0.0)))
-    if lc.get("beta") is not None:
-        notes.append(f"judge's length slope beta = {lc['beta']:.3f} (se {lc['beta_se']:.3f}), shared by "
-                     f"{len(lc['models'])} model(s); difficulty sd {cfg.difficulty_sd}")
+    if ae:
+        glms = sorted({v["glm"] for v in ae.values()})
+        notes.append(f"length_controlled_winrate: AlpacaEval's own estimator, one model at a time ({', '.join(glms)} "
+                     "GLM" + ("" if difficulty else "; without AlpacaEval's instruction difficulty, so "
+                              "lc_standard_error, the spread of its per-instruction predictions, is empty") + ")")
+    if shared.get("beta") is not None:
+        notes.append(f"lc_shared_slope_winrate: judge's length slope beta = {shared['beta']:.3f} (se "
+                     f"{shared['beta_se']:.3f}), shared by {len(shared['models'])} model(s); difficulty sd "
+                     f"{cfg.difficulty_sd}")
+    if any(r["model"] in bt and bt[r["model"]]["bt_unbounded"] for r in rows):
+        notes.append("Bradley-Terry: an empty score or interval end is unbounded (no finite maximum-likelihood "
+                     "estimate: a model that wins, or loses, every game); the finite end is the likelihood-ratio bound")
     return Leaderboard(rows, baseline, [(s.path, s.kind) for s in sources], Path(cfg.output_dir), [],
-                       lc.get("beta"), notes)
+                       shared.get("beta"), notes)
+
+
+def _unbounded(b: dict | None) -> list[str]:
+    way = (b or {}).get("bt_unbounded")
+    if not way:
+        return []
+    return [{"above": "wins every game it played: Bradley-Terry score unbounded above (ci95 upper end null = +inf)",
+             "below": "loses every game it played: Bradley-Terry score unbounded below (ci95 lower end null = -inf)",
+             "undetermined": "its games do not place it: Bradley-Terry score undetermined"}[way]]
+
+
+def _cell(v) -> str:
+    """A CSV cell: an interval as lo;hi with an unbounded end as -inf / inf, None as empty."""
+    if isinstance(v, list):
+        return f"{'-inf' if v[0] is None else v[0]};{'inf' if v[1] is None else v[1]}"
+    return "" if v is None else str(v)
 
 
 def run(cfg: LeaderboardSettings) -> Leaderboard:
@@ -423,7 +269,7 @@ def run(cfg: LeaderboardSettings) -> Leaderboard:
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (f"{v[0]};{v[1]}" if isinstance(v, list) else "" if v is None else v) for k, v in r.items()})
+        w.writerow({k: _cell(v) for k, v in r.items()})
     io.write_text(out / "leaderboard.csv", buf.getvalue())
     from gpt4llm import plots
 
@@ -436,16 +282,25 @@ def table_text(board: Leaderboard) -> str:
     def f(v, nd=2):
         return "" if v is None else f"{v:.{nd}f}"
 
-    head = f"{'model':<34} {'LC win':>7} {'± se':>6} {'win':>7} {'± se':>6} {'BT':>8} {'95% CI':>17} {'n':>5} {'len':>6}"
+    def end(v, inf):
+        return inf if v is None else f"{v:.0f}"
+
+    head = (f"{'model':<30} {'LC(AE)':>7} {'± se':>5} {'LC(sh)':>7} {'± se':>5} {'win':>7} {'± se':>5} {'BT':>6} "
+            f"{'95% CI':>14} {'n':>4} {'len':>5}")
     lines = [f"leaderboard against {board.baseline} ({', '.join(k for _, k in board.sources)})", head]
     for r in board.rows:
-        ci = f"[{r['ci95'][0]:.0f}, {r['ci95'][1]:.0f}]" if r.get("ci95") else ""
-        lines.append(f"{r['model'][:34]:<34} {f(r['length_controlled_winrate']):>7} {f(r['lc_standard_error']):>6} "
-                     f"{f(r['win_rate']):>7} {f(r['standard_error']):>6} {f(r['bt_score'], 0):>8} {ci:>17} "
-                     f"{r['n_total'] if r['n_total'] is not None else '':>5} "
-                     f"{r['avg_length'] if r['avg_length'] is not None else '':>6}")
+        ci = f"[{end(r['ci95'][0], '-inf')}, {end(r['ci95'][1], 'inf')}]" if r.get("ci95") else ""
+        bt = f(r["bt_score"], 0) or ("inf" if r.get("ci95") and r["ci95"][1] is None else
+                                     "-inf" if r.get("ci95") and r["ci95"][0] is None else "")
+        lines.append(f"{r['model'][:30]:<30} {f(r['length_controlled_winrate']):>7} {f(r['lc_standard_error']):>5} "
+                     f"{f(r['lc_shared_slope_winrate']):>7} {f(r['lc_shared_slope_se']):>5} "
+                     f"{f(r['win_rate']):>7} {f(r['standard_error']):>5} {bt:>6} {ci:>14} "
+                     f"{r['n_total'] if r['n_total'] is not None else '':>4} "
+                     f"{r['avg_length'] if r['avg_length'] is not None else '':>5}")
         if r.get("note") and r["model"] != board.baseline:
             lines.append(f"    {r['note']}")
+    lines.append("  LC(AE): AlpacaEval's length-controlled win rate (its estimator); LC(sh): one length slope for the "
+                 "board (ours); win: raw; BT: Bradley-Terry, Elo scale")
     lines += [f"  {n}" for n in board.notes]
     lines.append(f"wrote {', '.join(str(p) for p in board.files)}")
     return "\n".join(lines)
