@@ -54,12 +54,13 @@ def human_votes(tmp_path, ans, votes) -> object:
     return db
 
 
-def kappa(pairs) -> float:
+def kappa(pairs) -> float | None:
+    """Cohen's kappa, (po - pe) / (1 - pe); undefined (None) when pe = 1 (both raters always chose one label)."""
     labels = sorted({x for p in pairs for x in p})
     n = len(pairs)
     po = sum(j == h for j, h in pairs) / n
     pe = sum((sum(j == c for j, _ in pairs) / n) * (sum(h == c for _, h in pairs) / n) for c in labels)
-    return (po - pe) / (1 - pe)
+    return None if pe == 1 else (po - pe) / (1 - pe)
 
 
 def test_judge_against_humans_through_the_real_page(tmp_path, files):
@@ -97,6 +98,8 @@ def test_judge_against_humans_through_the_real_page(tmp_path, files):
         no_ties = [(j, h) for j, h in pairs if "tie" not in (j, h)]
         assert got["votes_without_ties"] == len(no_ties)
         assert got["agreement_without_ties"] == pytest.approx(sum(j == h for j, h in no_ties) / len(no_ties), abs=1e-4)
+        expected = kappa(no_ties)
+        assert got["kappa_without_ties"] == (None if expected is None else pytest.approx(expected, abs=1e-4)), crit
         counts = got["confusion"]["counts"]
         assert sum(map(sum, counts)) == 2 * N
         assert counts[2][2] == sum(1 for j, h in pairs if j == h == "tie")
@@ -109,3 +112,75 @@ def test_judge_against_humans_through_the_real_page(tmp_path, files):
     r = run_cli("eval", "agreement", "-r", str(tmp_path / "reviews.jsonl"), "-q", str(qf), "-a", str(ans["vicuna-13b"]),
                 "-a", str(other), "--human-db", str(db), "-o", str(tmp_path / "x.json"))
     assert r.returncode == 2 and "was reviewed by the judge" in r.stderr and "Traceback" not in r.stderr
+
+
+def edge_verdict(body: dict) -> str:
+    """The stand-in judge of the edge cases: between two identical answers Assistant 2 (a position
+    bias, so the verdict flips with the order); an answer reading "tie" wins; else the longer."""
+    user = body["messages"][-1]["content"]
+    a1, a2 = answer_text(user, 1).strip(), answer_text(user, 2).strip()
+    if a1 == a2:
+        return "6 8\nAssistant 2 is better."
+    if "tie" in (a1, a2):
+        return "9 2\nAssistant 1 is right." if a1 == "tie" else "2 9\nAssistant 2 is right."
+    return "8 6\nThe first is more complete." if len(a1) > len(a2) else "6 8\nThe second is more complete."
+
+
+def test_an_answer_reading_tie_and_two_identical_answers(tmp_path):
+    """The judge's winner is a side of the pair, not a text: q1's second answer is the word "tie"
+    (and wins), q2's two answers are the same text, q4's second answer is the longer one."""
+    qs = QUESTIONS[:4]
+    a = read_jsonl(VICUNA / "answer_vicuna-13b.jsonl")[:4]
+    b = read_jsonl(VICUNA / "answer_gpt35.jsonl")[:4]
+    b[0]["text"], b[1]["text"], b[3]["text"] = "tie", a[1]["text"], a[3]["text"] + " Also: rest well."
+    qf = write_jsonl(tmp_path / "q.jsonl", qs)
+    fa, fb = write_jsonl(tmp_path / "a.jsonl", a), write_jsonl(tmp_path / "b.jsonl", b)
+    with OpenAIServer(api_key="k", reply=edge_verdict) as srv:
+        for orders in ("both", "paper"):  # paper: the first file's answer as Assistant 1 only
+            r = run_cli("eval", "judge", "-q", str(qf), "-a", str(fa), "-r", str(fb), "--judge", "openai:gpt-4",
+                        "--base-url", srv.url, "--orders", orders, "-o", str(tmp_path / f"reviews_{orders}.jsonl"),
+                        env={"OPENAI_API_KEY": "k"})
+            assert r.returncode == 0, r.stderr
+    # the human items carry the answers' model_id: the only way to tell two identical texts apart
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", [
+        {"id": f"q{q['question_id']}", "instruction": q["text"], "input": "", "qid": q["question_id"],
+         "a": {"model": x["model_id"], "text": x["text"]}, "b": {"model": y["model_id"], "text": y["text"]}}
+        for q, x, y in zip(qs, a, b)])
+    # helpfulness (annotator 0, annotator 1); on the identical answers only a tie means anything
+    helpful = {1: ("b", "a"), 2: ("tie", "tie"), 3: ("a", "tie"), 4: ("a", "b")}
+    db = tmp_path / "human.sqlite"
+    annotate(pairs, db, 2, lambda k, p: {"helpfulness": helpful[p["qid"]][k], "honesty": "tie", "harmlessness": "tie"})
+
+    def agreement(reviews: list[str], *answers):
+        out = tmp_path / "agreement.json"
+        r = run_cli("eval", "agreement", *(x for f in reviews for x in ("-r", str(tmp_path / f))), "-q", str(qf), *answers,
+                    "--human-db", str(db), "-o", str(out))
+        assert r.returncode == 0, r.stderr
+        return json.loads(out.read_text())
+
+    # Both orders. The judge: q1 b (the answer "tie" won both orders), q2 tie (Assistant 2 won both
+    # orders: a different answer each time), q3 a, q4 b (the longer). (judge, human) votes:
+    # (b,b) (b,a) (tie,tie) (tie,tie) (a,a) (a,tie) (b,a) (b,b): 5 of 8 agree.
+    # kappa: judge a/b/tie 2/4/2 of 8, humans 3/2/3: pe = (2*3 + 4*2 + 2*3) / 64 = 0.3125,
+    # (0.625 - 0.3125) / (1 - 0.3125) = 5/11. Without ties: (b,b) (b,a) (a,a) (b,a) (b,b): po = 3/5,
+    # judge a/b 1/4, humans a/b 3/2: pe = (1*3 + 4*2) / 25 = 0.44, (0.6 - 0.44) / 0.56 = 2/7.
+    rep = agreement(["reviews_both.jsonl"], "-a", str(fa), "-a", str(fb))
+    assert rep["pairs_matched"] == 4 and rep["pairs_in_both_orders"] == 4
+    assert rep["position_consistency"] == 0.75  # q2's verdict flips with the order
+    assert rep["confusion"]["counts"] == [[1, 0, 1], [2, 2, 0], [0, 0, 2]]  # rows: judge a/b/tie
+    assert (rep["votes"], rep["agreement"], rep["votes_without_ties"], rep["agreement_without_ties"]) == (8, 0.625, 5, 0.6)
+    assert rep["kappa"] == pytest.approx(5 / 11, abs=1e-4) and rep["kappa"] == pytest.approx(kappa(
+        [("b", "b"), ("b", "a"), ("tie", "tie"), ("tie", "tie"), ("a", "a"), ("a", "tie"), ("b", "a"), ("b", "b")]), abs=1e-4)
+    assert rep["kappa_without_ties"] == pytest.approx(2 / 7, abs=1e-4) and rep["pairs_unplaced"] == 0
+
+    # One order (the paper's), its file read twice (still one order): on q2 Assistant 2, the second
+    # file's answer, won: the item's b, found through the models. Judge b, b, a, b, same votes.
+    rep = agreement(["reviews_paper.jsonl", "reviews_paper.jsonl"], "-a", str(fa), "-a", str(fb))
+    assert rep["pairs_matched"] == 4 and rep["pairs_in_both_orders"] == 0 and rep["position_consistency"] is None
+    assert rep["confusion"]["counts"] == [[1, 0, 1], [2, 2, 2], [0, 0, 0]]
+    # answers whose model_id is not the item's: q2's preference between two equal texts cannot be placed
+    renamed = [write_jsonl(tmp_path / f"renamed_{i}.jsonl", [dict(x, model_id=f"m{i}") for x in rows])
+               for i, rows in enumerate((a, b))]
+    rep = agreement(["reviews_paper.jsonl"], "-a", str(renamed[0]), "-a", str(renamed[1]))
+    assert rep["pairs_matched"] == 3 and rep["pairs_unplaced"] == 1 and rep["votes"] == 6
+    assert rep["confusion"]["counts"] == [[1, 0, 1], [2, 2, 0], [0, 0, 0]]

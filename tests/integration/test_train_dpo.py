@@ -4,6 +4,7 @@ same weights, the prompt never wrapped twice, and bad input."""
 
 import copy
 import json
+import math
 import os
 import signal
 import subprocess
@@ -33,6 +34,19 @@ def comparisons(k: int = 2) -> list[dict]:
             resp.append({"response": f"I am not sure about {q.lower()}", "score": 6.0 + (i % 2), "source": "c"})
         rows.append({"user_input": ALPACA.prompt(q + (f" ({i})" if i >= len(TASKS) else "")), "responses_and_scores": resp})
     return rows
+
+
+WORDS = ["apple", "river", "stone", "cloud", "tiger", "paper", "music", "green", "house", "light", "ocean", "train"]
+
+
+def separable() -> list[dict]:
+    """12 prompts, K = 3, ordered by the response's opening alone (best "Yes, gladly:", middle
+    "Maybe", worst "No."): every word appears in one prompt only, so held-out prompts are learnt
+    only through the pattern, and chance on their pairs is 1/2."""
+    return [{"user_input": ALPACA.prompt(f"Spell the word {w}."), "responses_and_scores": [
+        {"response": f"Yes, gladly: {' '.join(w.upper())}.", "score": 9.0, "source": "a"},
+        {"response": f"No. {w}?", "score": 3.0, "source": "b"},
+        {"response": f"Maybe {w}", "score": 6.0 + (i % 2), "source": "c"}]} for i, w in enumerate(WORDS)]
 
 
 def tiny(tok, seed):
@@ -123,7 +137,7 @@ def dpo_args(data, out, model, *extra):
 def test_train_dpo_end_to_end(loss, tmp_path, tiny_checkpoint):
     from transformers import AutoModelForCausalLM
 
-    data = write_jsonl(tmp_path / "cmp.jsonl", comparisons(3))
+    data = write_jsonl(tmp_path / "cmp.jsonl", separable())
     out = tmp_path / "dpo"
     r = run_cli(*dpo_args(data, out, tiny_checkpoint, "--loss", loss, "--epochs", "2", "--save-steps", "2"))
     assert r.returncode == 0, r.stderr[-3000:]
@@ -133,10 +147,14 @@ def test_train_dpo_end_to_end(loss, tmp_path, tiny_checkpoint):
     assert meta["data_stats"]["pairs"] == 36 and meta["data_stats"]["held_out_prompts"] == 3
     assert (out / "ref_logps.json").is_file() and (out / "checkpoint-6").is_dir()
     m = meta["metrics"]
-    assert 0.0 <= m["eval_preference_accuracy"] <= 1.0 and m["eval_pairs"] == 9
+    # the 3 held-out prompts' 9 pairs, never trained on: chance is 0.5 (and 0 before any update, as
+    # a zero margin is not a correct ranking); 8 of 9 or better means the pattern was learnt
+    assert m["eval_pairs"] == 9 and m["eval_preference_accuracy"] >= 8 / 9, m
     logs = [x for x in meta["log_history"] if "loss" in x]
     assert logs and all("rewards/margins" in x and "logps/chosen" in x for x in logs)
-    assert any("eval_preference_accuracy" in x for x in meta["log_history"][:-1])  # during training too
+    evals = [x for x in meta["log_history"] if "eval_preference_accuracy" in x]
+    assert len(evals) >= 3  # at steps 2 and 4 during training too, then at the end
+    assert 0 < evals[0]["eval_reward_margin"] < m["eval_reward_margin"], evals  # the held-out margin grows
     AutoModelForCausalLM.from_pretrained(out)  # the final model at the output root
     assert (out / "gpt4llm_template.json").is_file()
 
@@ -149,6 +167,21 @@ def test_dpo_learns_the_preference(tmp_path, tiny_checkpoint):
     logs = [x for x in json.loads((out / "gpt4llm_train.json").read_text())["log_history"] if "loss" in x]
     assert logs[-1]["rewards/accuracy"] > 0.9 and logs[-1]["rewards/margins"] > logs[0]["rewards/margins"]
     assert logs[-1]["loss"] < logs[0]["loss"]
+
+
+def test_bf16_implicit_reward_is_zero_at_step_0(tmp_path, tiny_checkpoint):
+    """Before any update the policy IS the reference, so r = beta (log pi - log pi_ref) must be 0 for
+    every response and the sigmoid loss -log sigmoid(0) = log 2, also under --precision bf16 (CPU
+    autocast): the reference must go through the same autocast as the policy's forward."""
+    data = write_jsonl(tmp_path / "cmp.jsonl", comparisons(2))
+    out = tmp_path / "dpo"
+    # one optimizer step over all 12 prompts in one micro-batch: the logged values are the step-0 model's
+    r = run_cli(*dpo_args(data, out, tiny_checkpoint, "--loss", "sigmoid", "--precision", "bf16", "--max-steps", "1",
+                          "--batch-size", "12", "--per-device-batch", "12", "--eval-split", "0"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    first = next(x for x in json.loads((out / "gpt4llm_train.json").read_text())["log_history"] if "loss" in x)
+    assert (first["rewards/chosen"], first["rewards/rejected"], first["rewards/margins"]) == (0.0, 0.0, 0.0), first
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-7), first
 
 
 def test_kill_then_resume_gives_equal_weights_and_no_second_reference(tmp_path, tiny_checkpoint):

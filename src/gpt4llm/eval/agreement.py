@@ -6,9 +6,15 @@ two answer ids give the two responses, and the human item with that instruction 
 responses, in either order, is the same pair. Each human vote (one annotator, one criterion) is
 compared with the judge's verdict on that pair, in the human item's terms (a, b or tie):
 
-- the judge's verdict of one review: the higher score wins, equal scores tie;
+- the judge's verdict of one review: the higher score wins, equal scores tie. It is kept as a SIDE
+  of the pair (never as the winning text: an answer reading "tie" would pass for a tie, and of two
+  identical answers the "winner" would match both), and turned into the human item's a or b by
+  text; when the two texts are the same, by the answers' model_id against the item's models (a
+  tie needs neither; a preference that cannot be placed leaves the pair out, counted as
+  ``pairs_unplaced``);
 - of a pair reviewed in both orders: the winner when both orders agree, else a tie (a verdict that
-  flips with the order is no preference; FastChat's agreement study does the same);
+  flips with the order is no preference; FastChat's agreement study does the same). One verdict
+  per order (the first read), so a review read twice is not taken for the other order;
 - agreement: the share of votes where the judge and the person chose the same, with ties as a
   class of their own, and over the votes where neither chose a tie;
 - Cohen's kappa (statsmodels) with and without ties, and the confusion matrix (rows: the judge);
@@ -57,12 +63,15 @@ def _norm(text: str) -> str:
     return " ".join((text or "").split())
 
 
-def judge_verdicts(cfg: AgreementSettings) -> dict[tuple, dict]:
-    """{(instruction, frozenset of the two texts): {"texts": (t1, t2), "orders": [winner text or "tie", ...]}}."""
+def judge_verdicts(cfg: AgreementSettings) -> dict[tuple, dict[tuple, dict]]:
+    """{(instruction, text, text) sorted: {the two answer ids sorted: {"texts": (t0, t1), "models": (m0, m1),
+    "orders": {shown first (0 or 1): winner (0, 1 or "tie")}}}}, sides 0/1 being the pair sorted by
+    (text, answer id): two models' identical texts stay two sides."""
     from gpt4llm.eval.questions import load_questions, turns_of
 
     questions = {q.question_id: q for q in load_questions(cfg.questions)}
     texts: dict[str, str] = {}
+    models: dict[str, Any] = {}
     for path in cfg.answers:
         for row in io.read_rows(path):
             d = row.data
@@ -72,6 +81,7 @@ def judge_verdicts(cfg: AgreementSettings) -> dict[tuple, dict]:
             if not isinstance(t, str):
                 raise UserError(f"{row.where}: not a FastChat answer (answer_id with text or choices[0].turns)")
             texts[str(d["answer_id"])] = t
+            models[str(d["answer_id"])] = d.get("model_id")
     pairs: dict[tuple, dict] = {}
     for path in cfg.reviews:
         for row in io.read_rows(path):
@@ -89,16 +99,35 @@ def judge_verdicts(cfg: AgreementSettings) -> dict[tuple, dict]:
                                 f"(question_id {d['question_id']}, answers {d['answer1_id']}, {d['answer2_id']})")
             if min(s) < 0:
                 continue  # no verdict
-            key = (_norm(q.instruction + (f"\n\n{q.input}" if q.input else "")), frozenset((_norm(t1), _norm(t2))))
-            winner = "tie" if s[0] == s[1] else _norm(t1) if s[0] > s[1] else _norm(t2)
-            # the orders of one pair of answers (two models may have written the same texts: kept apart)
-            source = tuple(sorted((str(d["answer1_id"]), str(d["answer2_id"]))))
-            pairs.setdefault(key, {}).setdefault(source, []).append(winner)
-    return {key: {"orders": by_source[min(by_source)]} for key, by_source in pairs.items()}
+            shown = [(_norm(t1), str(d["answer1_id"])), (_norm(t2), str(d["answer2_id"]))]
+            first = int(shown[0] > shown[1])  # the side shown as Assistant 1
+            sides = sorted(shown)
+            winner = "tie" if s[0] == s[1] else first if s[0] > s[1] else 1 - first
+            key = (_norm(q.instruction + (f"\n\n{q.input}" if q.input else "")), sides[0][0], sides[1][0])
+            # one pair of answers (other models may have written the same texts: kept apart)
+            entry = pairs.setdefault(key, {}).setdefault((sides[0][1], sides[1][1]), {
+                "texts": (sides[0][0], sides[1][0]), "models": (models[sides[0][1]], models[sides[1][1]]), "orders": {}})
+            entry["orders"].setdefault(first, winner)
+    return pairs
 
 
-def _combined(orders: list[str]) -> str:
-    return orders[0] if len(set(orders)) == 1 else "tie"
+def _combined(orders: dict) -> Any:
+    return next(iter(orders.values())) if len(set(orders.values())) == 1 else "tie"
+
+
+def _placed(by_source: dict[tuple, dict], text_a: str, text_b: str, model_a: str, model_b: str) -> tuple[tuple, str | None]:
+    """The pair of answers that judges a human item (one by the item's models if any, else the
+    first) and its verdict in the item's terms: a, b or tie; None when it cannot be placed."""
+    ours = [k for k, v in sorted(by_source.items()) if model_a != model_b and set(v["models"]) == {model_a, model_b}]
+    source = ours[0] if ours else min(by_source)
+    v = by_source[source]
+    won = _combined(v["orders"])
+    if won == "tie":
+        return source, "tie"
+    if text_a != text_b:  # the texts tell the sides apart
+        return source, "a" if v["texts"][won] == text_a else "b"
+    # the same text twice: only the answers' models can say which side is the item's a
+    return source, ("a" if v["models"][won] == model_a else "b") if ours else None
 
 
 def _stats(pairs_of_labels: list[tuple[str, str]]) -> dict:
@@ -138,17 +167,19 @@ def run(cfg: AgreementSettings) -> AgreementResult:
     if not rows:
         raise UserError(f"{cfg.human_db}: no human judgments yet")
     labels: dict[str, list[tuple[str, str]]] = {k: [] for k in names}
-    matched_items, matched_keys, models = set(), set(), set()
+    matched_items, matched, models, unplaced = set(), {}, set(), set()
     for r in rows:
         instr = _norm(r["instruction"] + (f"\n\n{r['input']}" if r["input"] else ""))
         ta, tb = _norm(r["text_a"]), _norm(r["text_b"])
-        v = verdicts.get((instr, frozenset((ta, tb))))
-        if v is None:
+        key = (instr, *sorted((ta, tb)))
+        if key not in verdicts:
             continue
-        winner = _combined(v["orders"])
-        judge = "tie" if winner == "tie" else "a" if winner == ta else "b"
+        source, judge = _placed(verdicts[key], ta, tb, r["model_a"], r["model_b"])
+        if judge is None:
+            unplaced.add(r["item_id"])
+            continue
         matched_items.add(r["item_id"])
-        matched_keys.add((instr, frozenset((ta, tb))))
+        matched[(key, source)] = verdicts[key][source]["orders"]
         models.add((r["model_a"], r["model_b"]))
         for k in names:
             if r[k] in LABELS:
@@ -157,11 +188,12 @@ def run(cfg: AgreementSettings) -> AgreementResult:
         raise UserError(f"no pair of {cfg.human_db} was reviewed by the judge: the reviews' questions and answers "
                         "(through --questions and --answers) must hold the same instruction and responses as the "
                         "human page's items")
-    both = [verdicts[k]["orders"] for k in matched_keys if len(verdicts[k]["orders"]) >= 2]
-    consistency = round(sum(len(set(o[:2])) == 1 for o in both) / len(both), 4) if both else None
+    both = [o for o in matched.values() if len(o) == 2]  # each side shown first once
+    consistency = round(sum(o[0] == o[1] for o in both) / len(both), 4) if both else None
     per = {k: _stats(labels[k]) for k in names}
     report = {"criterion": cfg.criterion, **per[cfg.criterion], "per_criterion": per,
-              "pairs_matched": len(matched_items), "human_items": len({r["item_id"] for r in rows}),
+              "pairs_matched": len(matched_items), "pairs_unplaced": len(unplaced),
+              "human_items": len({r["item_id"] for r in rows}),
               "judge_pairs": len(verdicts), "position_consistency": consistency,
               "pairs_in_both_orders": len(both), "models": sorted(models)}
     out = cfg.output or cfg.human_db.with_name("agreement.json")
@@ -186,6 +218,9 @@ def agreement_text(r: AgreementResult) -> str:
              f"{rep['pairs_in_both_orders']} pairs reviewed in both orders",
              "  confusion (rows: judge a/b/tie; columns: humans a/b/tie): "
              + " | ".join(" ".join(f"{c:>3}" for c in row) for row in rep["confusion"]["counts"])]
+    if rep.get("pairs_unplaced"):
+        lines.append(f"  {rep['pairs_unplaced']} pairs of two identical answers left out: the judge preferred one, and "
+                     "only the answers' model_id (equal to the human items' models) could say which")
     for name, s in rep["per_criterion"].items():
         lines.append(f"  {name}: agreement {pct(s['agreement'])}, kappa {k(s['kappa'])}, without ties "
                      f"{pct(s['agreement_without_ties'])} (kappa {k(s['kappa_without_ties'])}), {s['votes']} votes")
