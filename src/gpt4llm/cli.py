@@ -90,6 +90,14 @@ def merge(cfg: MergeSettings) -> None:
                + (f", {r['errors']} errors" if r["errors"] else ""))
 
 
+@register("clean", "gpt4llm.clean:CleanSettings")
+def clean(cfg: CleanSettings) -> None:
+    """Drop duplicates, benchmark prompts and bad answers (empty, cut, refusals, wrong language, copies); each removal listed."""
+    from gpt4llm import clean as stage
+
+    typer.echo(stage.summary_text(stage.run(cfg)))
+
+
 group("train", "Train the student (sft, dpo) or the reward model (rm).")
 
 

@@ -34,7 +34,7 @@ def _help(path: str) -> str:
 
 
 def test_every_command_is_made_from_a_settings_class():
-    assert len(COMMAND_CLASSES) == 24
+    assert len(COMMAND_CLASSES) == 25
 
 
 @pytest.mark.parametrize("path", sorted(COMMAND_CLASSES))
