@@ -75,8 +75,47 @@ def test_a_finished_study_runs_again_with_nothing_to_do(quickstart_run):
     before = (out / "data" / "comparisons.jsonl").read_bytes()
     r = run_cli("run", str(ROOT / "configs" / "quickstart.yaml"), "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stderr.count("done earlier, skipped") == 10
+    assert r.stderr.count("done earlier, skipped") == 11
     assert (out / "data" / "comparisons.jsonl").read_bytes() == before
+
+
+def test_the_study_is_published_as_the_hub_reads_it(quickstart_run, tmp_path):
+    """stages.publish: each dataset the study made is a config datasets.load_dataset reads back
+    as the stage's file says, and each model has a card with its own numbers from results.json."""
+    import datasets
+    from huggingface_hub import DatasetCard, ModelCard
+
+    out, res = quickstart_run["out"], quickstart_run["results"]
+    pub, r = out / "publish", res["results"]["publish"]
+    assert [c["name"] for c in r["configs"]] == ["alpaca-en", "comparison"]
+    cache = str(tmp_path / "cache")
+    for c in r["configs"]:
+        ds = datasets.load_dataset(str(pub), c["name"], split="train", cache_dir=cache)
+        rows = read_jsonl(out / c["source"])
+        assert ds.num_rows == c["rows"] == len(rows)
+        if c["name"] == "alpaca-en":
+            assert [(x["instruction"], x["output"], json.loads(x["meta"])) for x in ds] == \
+                [(x["instruction"], x["output"], x["meta"]) for x in rows]
+        else:
+            assert [[y["score"] for y in x["responses_and_scores"]] for x in ds] == \
+                [[float(y["score"]) for y in x["responses_and_scores"]] for x in rows]
+    assert datasets.load_dataset(str(pub), split="train", cache_dir=cache).num_rows == r["configs"][0]["rows"]
+    card = DatasetCard.load(pub / "README.md")
+    assert card.data.license == "cc-by-nc-4.0" and card.data.size_categories == ["n<1K"]
+    hashes = res["provenance"]["prompt_hashes"]
+    assert f"`template:alpaca` {hashes['template:alpaca']}" in card.text
+    n = r["configs"][0]["rows"]
+    assert f"{n} of {n} records' calls found" in card.text and "every record was asked with exactly" in card.text
+    assert {m["name"] for m in r["models"]} == {"student-en", "student-en-dpo", "reward"}
+    judge = res["results"]["judge"]["summaries"]
+    for name in ("student-en", "student-en-dpo"):
+        mc = ModelCard.load(pub / "models" / name / "README.md")
+        assert mc.data.eval_results[0].metric_value == round(judge[name]["ratio_percent"], 4)
+        assert (pub / "models" / name / "model.safetensors").read_bytes() == \
+            (out / "models" / name / "model.safetensors").read_bytes()
+    dpo = json.loads((out / "models" / "student-en-dpo" / "gpt4llm_train.json").read_text())["metrics"]
+    text = (pub / "models" / "student-en-dpo" / "README.md").read_text()
+    assert f"| eval_preference_accuracy | {round(dpo['eval_preference_accuracy'], 4)} |" in text
 
 
 def test_the_judge_against_people_joins_the_report(quickstart_run, tmp_path):
@@ -103,7 +142,7 @@ def test_the_judge_against_people_joins_the_report(quickstart_run, tmp_path):
     cfg_file.write_text(yaml.safe_dump(cfg))
     r = run_cli("run", str(cfg_file), "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stderr.count("done earlier, skipped") == 9  # the judge stage alone ran again
+    assert r.stderr.count("done earlier, skipped") == 9  # the judge stage ran again (and publish, after it)
     ag = json.loads((out / "results.json").read_text())["results"]["judge"]["agreement"]
     assert ag == json.loads((out / "eval" / "agreement.json").read_text())
     assert ag["pairs_matched"] == 6 and ag["per_criterion"]["helpfulness"]["votes"] == 6

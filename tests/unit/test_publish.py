@@ -51,7 +51,8 @@ def test_alpaca_round_trip_through_load_dataset(tmp_path):
     src = write_jsonl(tmp_path / "teacher.jsonl", MESSY)
     out = tmp_path / "pub"
     r = run(PublishSettings(source=src, to=out))
-    assert r.configs == [{"name": "default", "rows": 5, "files": ["data/train-00000-of-00001.parquet"]}]
+    assert r.configs == [{"name": "default", "rows": 5, "files": ["data/train-00000-of-00001.parquet"],
+                          "source": "teacher.jsonl"}]
     ds = load_dataset(out, cache=tmp_path / "cache")
     assert list(ds) == ["train"] and ds["train"].num_rows == 5
     assert ds["train"].column_names == ["instruction", "input", "output", "id", "meta", "label"]
@@ -216,3 +217,25 @@ def test_an_existing_output_is_refused_unless_overwrite(tmp_path):
     run(PublishSettings(source=src, to=out, overwrite=True))
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "data"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "pub"]  # the old copy is gone too
+
+
+def test_cleaned_data_carries_the_clean_summary_and_a_study_publishes_the_cleaned_answers(tmp_path):
+    """gpt4llm clean's <output>.summary.json is shown on the card; in a study the cleaned file
+    (the one its summary names the teacher's answers as input of) is the published config."""
+    clean = pytest.importorskip("gpt4llm.clean")
+    d = study_dir(tmp_path)
+    raw = d / "data" / "teacher.en.jsonl"
+    write_jsonl(raw, [
+        {"instruction": "Give three tips for staying healthy.", "input": "", "output": "Eat well, sleep, move daily."},
+        {"instruction": "Give three tips for staying healthy!", "input": "", "output": "Sleep and exercise."},  # same words
+        {"instruction": "Write a poem about the sea.", "input": "", "output": "  "},  # empty
+        {"instruction": "Name a color.", "input": "", "output": "As an AI language model, I cannot do that."},
+        {"instruction": "Explain gravity in one sentence.", "input": "", "output": "Masses attract each other."}])
+    clean.run(clean.CleanSettings(input=[str(raw)], output=d / "data" / "teacher.en.clean.jsonl", quiet=True))
+    r = run(PublishSettings(source=d, to=tmp_path / "pub"))
+    assert r.configs[0] == {"name": "alpaca-en", "rows": 2, "files": ["alpaca-en/train-00000-of-00001.parquet"],
+                            "source": "data/teacher.en.clean.jsonl"}
+    text = (tmp_path / "pub" / "README.md").read_text()
+    assert "From `data/teacher.en.clean.jsonl`." in text
+    assert "kept 2 of 5 records; removed: empty 1, refusal 1, exact_duplicate 1" in text
+    assert "decontaminated against vicuna80: 0 records matched 0 of its 80 prompts" in text

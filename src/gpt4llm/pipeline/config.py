@@ -22,6 +22,7 @@ from gpt4llm.eval.judge import JudgeSettings
 from gpt4llm.eval.rank import RankSettings
 from gpt4llm.eval.rouge import RougeSettings
 from gpt4llm.generate import GenerateSettings
+from gpt4llm.publish.settings import PublishSettings
 from gpt4llm.settings import section
 from gpt4llm.stats import StatsSettings
 from gpt4llm.train.dpo import DPOSettings
@@ -95,6 +96,7 @@ RankStage = section(RankSettings)
 JudgeStage = section(JudgeSettings)
 RougeStage = section(RougeSettings)
 StatsStage = section(StatsSettings)
+PublishStage = section(PublishSettings)
 
 
 class ReportStage(Strict):
@@ -115,6 +117,8 @@ class Stages(Strict):
     judge: JudgeStage | None = None
     rouge: RougeStage | None = None
     stats: StatsStage | None = None
+    publish: PublishStage | None = None
+    """The study's datasets (Parquet + dataset card) and models (with model cards) in <output_dir>/publish, last."""
     report: ReportStage = ReportStage()
 
 

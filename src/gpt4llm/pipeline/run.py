@@ -156,6 +156,11 @@ class Runner:
             add(Stage("stats", "verb-noun pairs, output lengths and score distributions",
                       {"settings": fingerprinted(s.stats)}, [p("stats", "stats.json")],
                       ["generate.en"] + (["compare"] if s.compare else [])), self.stats)
+        if s.publish:  # last: it publishes what every stage before it made
+            add(Stage("publish", "the datasets as Parquet with a dataset card, each model with its model card"
+                      + (f", pushed to {s.publish.push_to_hub}" if s.publish.push_to_hub else ""),
+                      {"settings": fingerprinted(s.publish)}, [p("publish", "README.md")], [x.name for x in stages]),
+                self.publish)
         study.stages = stages
         return stages
 
@@ -393,6 +398,20 @@ class Runner:
             data=str(st.p("data", "teacher.en.jsonl")), output_dir=st.p("stats"),
             scores=str(scores) if scores else None, names="teacher,compare"))
         return {"numbers": r.numbers, "figures": [str(f) for f in r.files if f.suffix in (".png", ".html")]}
+
+    def publish(self) -> dict:
+        from gpt4llm.pipeline.report import provenance
+        from gpt4llm.publish.build import run as publish
+        from gpt4llm.publish.settings import PublishSettings
+
+        st = self.study
+        # results.json is written after the last stage: the stages' results so far, as it will hold them
+        results = {"name": st.pipe.name, "results": st.results, "provenance": provenance(st)}
+        r = publish(PublishSettings(**settings(st.pipe.stages.publish), source=st.out, to=st.p("publish"),
+                                    overwrite=True), results)
+        return {"dir": str(r.out), "configs": r.configs, "models": [{"name": m["name"], "files": len(m["files"])}
+                                                                   for m in r.models],
+                "skipped": r.skipped, "pushed": r.pushed}
 
     # ------------------------------------------------------------------ running
 

@@ -18,13 +18,29 @@ from gpt4llm.publish.settings import PublishResult, PublishSettings
 
 
 def _clean_summary(path: Path) -> dict | None:
-    """A cleaning summary beside a data file (``<file>.clean.json``), shown on the card as it is."""
-    for cand in (path.with_name(path.name + ".clean.json"), path.with_name(path.stem + ".clean.json")):
-        summary = provenance.read_json(cand)
-        if isinstance(summary, dict):
-            flat = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool)) or
-                    (isinstance(v, dict) and all(isinstance(x, (int, float, str)) for x in v.values()))}
-            return {"file": cand.name, "summary": flat}
+    """What ``gpt4llm clean`` says it did to make this file: ``<file>.summary.json`` beside it
+    (records, kept, removed by reason, contamination per benchmark, near-duplicate settings)."""
+    summary = provenance.read_json(path.with_name(path.name + ".summary.json"))
+    if not (isinstance(summary, dict) and "by_reason" in summary and "kept" in summary):
+        return None
+    settings = summary.get("settings") or {}
+    return {"file": path.name + ".summary.json", "records": summary.get("records"), "kept": summary["kept"],
+            "removed": summary.get("removed"), "by_reason": {k: v for k, v in summary["by_reason"].items() if v},
+            "contamination": {name: {k: b.get(k) for k in ("prompts", "records", "prompts_matched")}
+                              for name, b in (summary.get("contamination") or {}).items()},
+            "near": {k: settings.get(k) for k in ("near_threshold", "near_ngram", "num_perm") if k in settings}
+            if settings.get("near") else None}
+
+
+def _cleaned(raw: Path) -> Path | None:
+    """The file ``gpt4llm clean`` made from ``raw`` beside it (its summary lists ``raw`` as an input)."""
+    for f in sorted(raw.parent.glob("*.summary.json")):
+        summary = provenance.read_json(f)
+        if isinstance(summary, dict) and "by_reason" in summary and \
+                any(Path(str(i)).name == raw.name for i in summary.get("inputs") or []):
+            out = raw.parent / f.name.removesuffix(".summary.json")
+            if out.is_file() and out != raw:
+                return out
     return None
 
 
@@ -63,7 +79,9 @@ def _study_datasets(study_dir: Path, pipeline: dict | None) -> list[tuple[str, P
     if not langs:
         langs = sorted(p.name.split(".")[1] for p in (study_dir / "data").glob("teacher.*.jsonl"))
     langs = sorted(langs, key=lambda x: (x != "en", x))
-    found = [(f"alpaca-{lang}", study_dir / "data" / f"teacher.{lang}.jsonl") for lang in langs]
+    teacher = [study_dir / "data" / f"teacher.{lang}.jsonl" for lang in langs]
+    # The cleaned answers, when the study cleaned them: what its students were trained on
+    found = [(f"alpaca-{lang}", _cleaned(t) or t) for lang, t in zip(langs, teacher)]
     found.append(("comparison", study_dir / "data" / "comparisons.jsonl"))
     return [(n, p) for n, p in found if p.is_file()]
 
@@ -102,12 +120,14 @@ def _write_configs(cfg: PublishSettings, tmp: Path, tables: list[tuple[dict, dat
 
 
 def _model_card(cfg: PublishSettings, ck: models.Checkpoint, results: dict | None, data_text: str,
-                language: list[str], base_repo: str | None, dataset_repo: str | None, repo: str):
+                language: list[str], base_repo: str | None, dataset_repo: str | None, repo: str,
+                pipeline: dict | None = None):
+    benchmarks = (((pipeline or {}).get("pipeline") or {}).get("data") or {}).get("benchmarks")
     template = (provenance.read_json(ck.path / "gpt4llm_template.json") or {}).get("name")
     return cards.model_card(
         name=ck.name, what=ck.what, kind=ck.kind, base=ck.base_shown, base_repo=base_repo or cards.hub_id(ck.base), data=data_text,
         dataset_repo=dataset_repo, license=cfg.license, language=language, recipe=models.recipe(ck),
-        training=models.training(ck), held_out=models.held_out(ck), evaluation=models.evaluation(ck.name, results),
+        training=models.training(ck), held_out=models.held_out(ck), evaluation=models.evaluation(ck.name, results, benchmarks),
         adapter=ck.adapter, repo=repo, template=template)
 
 
@@ -172,16 +192,18 @@ def _dataset(cfg: PublishSettings, tmp: Path, results: dict | None) -> PublishRe
                               repo=cfg.push_to_hub or str(cfg.to), study=None, models=[],
                               task_categories=list(table.kind.task_categories))
     card.save(tmp / "README.md")
-    return PublishResult(cfg.to, "dataset", configs=[{k: c[k] for k in ("name", "rows", "files")}])
+    return PublishResult(cfg.to, "dataset", configs=[{k: c[k] for k in ("name", "rows", "files", "source")}])
 
 
 def _model(cfg: PublishSettings, tmp: Path, results: dict | None) -> PublishResult:
     ck = models.load(cfg.source)
     study_dir = ck.path.parent.parent if ck.path.parent.name == "models" else None
     results = results or (_results_of(study_dir) if study_dir else None)
+    pipeline = provenance.read_json(study_dir / "pipeline.json") if study_dir else None
     files = models.copy_files(ck, tmp)
     data_text = f"`{Path(ck.data).name}`" if ck.data else "its training data"
-    card = _model_card(cfg, ck, results, data_text, cfg.language or [], None, None, cfg.push_to_hub or str(cfg.to))
+    card = _model_card(cfg, ck, results, data_text, cfg.language or [], None, None, cfg.push_to_hub or str(cfg.to),
+                       pipeline)
     card.save(tmp / "README.md")
     return PublishResult(cfg.to, "model", models=[{"name": ck.name, "path": str(cfg.to), "files": files}])
 
@@ -226,7 +248,7 @@ def _study(cfg: PublishSettings, tmp: Path, results: dict | None) -> PublishResu
         model_repo = f"{repo}-{ck.name}" if repo else str(cfg.to / "models" / ck.name)
         dest = tmp / "models" / ck.name
         files = models.copy_files(ck, dest)
-        _model_card(cfg, ck, results, data_text, [lang], base_repo, repo, model_repo).save(dest / "README.md")
+        _model_card(cfg, ck, results, data_text, [lang], base_repo, repo, model_repo, pipeline).save(dest / "README.md")
         model_rows.append({"name": ck.name, "what": ck.what, "repo": f"{repo}-{ck.name}" if repo else None,
                            "path": str(cfg.to / "models" / ck.name), "files": files})
     study = provenance.study(results, pipeline)
@@ -238,7 +260,7 @@ def _study(cfg: PublishSettings, tmp: Path, results: dict | None) -> PublishResu
     cards.dataset_card(configs=configs, license=cfg.license, language=langs, title=title, summary=summary,
                        repo=repo or str(cfg.to), study=study, models=model_rows, task_categories=tasks
                        ).save(tmp / "README.md")
-    return PublishResult(cfg.to, "study", configs=[{k: c[k] for k in ("name", "rows", "files")} for c in configs],
+    return PublishResult(cfg.to, "study", configs=[{k: c[k] for k in ("name", "rows", "files", "source")} for c in configs],
                          models=[{k: m[k] for k in ("name", "path", "files")} for m in model_rows], skipped=skipped)
 
 

@@ -110,8 +110,7 @@ def model_card(*, name: str, what: str, kind: str, base: str | None, base_repo: 
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     evals = [EvalResult(task_type="text-generation", dataset_type=e["dataset"], dataset_name=e["dataset"],
-                        metric_type=e["metric"], metric_name=e["name"], metric_value=e["value"],
-                        source_name="gpt4llm (this study)")
+                        metric_type=e["metric"], metric_name=e["name"], metric_value=e["value"])
              for e in evaluation.get("model_index", [])]
     data_yaml = ModelCardData(
         base_model=base_repo or hub_id(base), datasets=[dataset_repo] if dataset_repo else None, license=license,

@@ -89,6 +89,9 @@ def recipe(ck: Checkpoint) -> dict:
     lora = ck.config.get("lora") == "True" or ck.config.get("qlora") == "True"
     out = {k: ck.config[k] for k in RECIPE if ck.config.get(k) not in (None, "None", "")
            and (lora or not k.startswith(("lora_", "qlora", "merge")))}
+    used = (ck.meta.get("data_stats") or {}).get("template")
+    if out.get("template") == "auto" and used:
+        out["template"] = f"{used} (auto)"
     if ck.meta.get("effective_batch"):
         out["batch_size"] = ck.meta["effective_batch"]
     return out
@@ -131,37 +134,49 @@ def held_out(ck: Checkpoint) -> dict:
     return {"what": why, "metrics": {}}
 
 
-def evaluation(model_id: str, results: dict | None) -> dict:
-    """This model's rows of a study's results.json: the judge's summary, the leaderboard, ROUGE."""
+def _shown(v):
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        return " to ".join("unbounded" if x is None else str(_round(x)) for x in v)
+    return _round(v)
+
+
+JUDGE_KEYS = ("questions", "scored", "model_score_sum", "reference_score_sum", "ratio_percent", "ratio_ci95", "wins",
+              "ties", "losses", "flip_rate", "judge", "score_mode")
+BOARD_KEYS = ("win_rate", "length_controlled_winrate", "lc_shared_slope_winrate", "bt_score", "ci95", "n_total")
+
+
+def evaluation(model_id: str, results: dict | None, benchmarks: dict | None = None) -> dict:
+    """This model's rows of a study's results.json: the judge's summary (the paper's ratio of score
+    sums), the leaderboard and ROUGE; ``benchmarks``: the study's question sets (pipeline.json)."""
     r = (results or {}).get("results") or {}
-    tables, index = [], []
-    pipe = ((results or {}).get("provenance") or {})
+    benchmarks = benchmarks or {}
+    tables, index, notes = [], [], []
+    judge_set = (benchmarks.get("judge") or {}).get("questions") or "the judge's questions"
+    rouge_set = (benchmarks.get("rouge") or {}).get("questions") or "the ROUGE questions"
     judge = ((r.get("judge") or {}).get("summaries") or {}).get(model_id)
-    bench = None
     if judge:
-        keys = [k for k in ("questions", "scored", "score_ratio", "ratio", "model_score", "reference_score",
-                            "wins", "ties", "losses", "win_rate", "flip_rate") if isinstance(judge.get(k), (int, float))]
-        tables.append({"title": "LLM judge (Vicuna's reviewer, against the reference answers)",
-                       "columns": ["metric", "value"], "rows": [[k, _round(judge[k])] for k in keys]})
-        ratio = next((judge[k] for k in ("score_ratio", "ratio") if isinstance(judge.get(k), (int, float))), None)
-        bench = judge.get("benchmark") or "judge benchmark"
-        if ratio is not None:
-            index.append({"dataset": bench, "metric": "score_ratio", "name": "judge score ratio (model / reference)",
-                          "value": _round(ratio)})
-    board = next((row for row in (r.get("judge") or {}).get("leaderboard", {}).get("rows", []) if row.get("model") == model_id), None)
-    if board:
-        keys = [k for k in ("win_rate", "length_controlled_winrate", "bt_score", "n_total") if board.get(k) is not None]
-        rows = [[k, _round(board[k])] for k in keys]
-        if board.get("ci95"):
-            rows.append(["bt_score 95% interval", ", ".join(str(_round(x)) for x in board["ci95"])])
-        tables.append({"title": "Leaderboard (pairwise against the baseline)", "columns": ["metric", "value"], "rows": rows})
-    rouge = [row for row in (r.get("rouge") or {}).get("table") or [] if row.get("Model") == model_id]
+        tables.append({"title": f"LLM judge on {judge_set}: the paper's ratio of score sums against the reference "
+                                f"({judge.get('reference', 'reference')})",
+                       "columns": ["metric", "value"], "rows": [[k, _shown(judge[k])] for k in JUDGE_KEYS if k in judge]})
+        if isinstance(judge.get("ratio_percent"), (int, float)):
+            index.append({"dataset": judge_set, "metric": "score_ratio_percent", "value": _round(judge["ratio_percent"]),
+                          "name": "judge's score sum / the reference's (%)"})
+        if (judge.get("reliability") or {}).get("unreliable"):
+            notes.append("The study marked its judge unreliable: " + "; ".join(judge["reliability"].get("reasons", [])))
+    board = (r.get("judge") or {}).get("leaderboard") or {}
+    row = next((x for x in board.get("rows", []) if x.get("model") == model_id), None)
+    if row:
+        tables.append({"title": f"Leaderboard on {judge_set} (pairwise against {board.get('baseline')})",
+                       "columns": ["metric", "value"], "rows": [[k, _shown(row[k])] for k in BOARD_KEYS if k in row]})
+    rouge = [x for x in (r.get("rouge") or {}).get("table") or [] if x.get("Model") == model_id]
     if rouge:
         cols = [c for c in rouge[0] if c != "Model"]
-        tables.append({"title": "ROUGE F by ground-truth length", "columns": cols,
-                       "rows": [[_round(row.get(c)) for c in cols] for row in rouge]})
-        overall = next((row for row in rouge if row.get("Length") == "ALL"), None)
+        tables.append({"title": f"ROUGE F on {rouge_set}, by ground-truth length", "columns": cols,
+                       "rows": [[_shown(x.get(c)) for c in cols] for x in rouge]})
+        overall = next((x for x in rouge if x.get("Length") == "ALL"), None)
         if overall and isinstance(overall.get("rougeL"), (int, float)):
-            index.append({"dataset": "rouge benchmark", "metric": "rouge", "name": "ROUGE-L F (all lengths)",
-                          "value": _round(overall["rougeL"])})
-    return {"tables": tables, "model_index": index, "benchmarks": None, "pipeline": bool(pipe)}
+            index.append({"dataset": rouge_set, "metric": "rougeL", "value": _round(overall["rougeL"]),
+                          "name": "ROUGE-L F (all lengths)"})
+    return {"tables": tables, "model_index": index, "notes": notes, "found": bool(r)}

@@ -71,7 +71,9 @@ def answers(rows: list[dict]) -> dict:
     metas = [m for r in rows if (m := _meta(r)) and "model" in m and "backend" in m]
     if not metas:
         return {"records": len(rows), "with_meta": 0}
-    costs = [m.get("cost_usd") for m in metas]
+    # a local model costs nothing (pricing.Prices.for_model); its records carry no cost_usd
+    costs = [m.get("cost_usd") if m.get("cost_usd") is not None or not str(m["backend"]).startswith("local")
+             else 0.0 for m in metas]
     created = sorted(m["created"] for m in metas if m.get("created"))
     usage = [m.get("usage") or {} for m in metas]
     return {
@@ -145,7 +147,7 @@ def template_hashes(kind: str, recorded: dict | None = None, translated: bool = 
     out = {}
     for n in names:
         if recorded and n in recorded:
-            out[n] = {"sha256_16": recorded[n], "source": "recorded by the run (results.json)"}
+            out[n] = {"sha256_16": recorded[n], "source": "recorded at run time in results.json"}
         else:
             out[n] = {"sha256_16": prompt_hash(n), "source": "the installed gpt4llm"}
     return out
@@ -158,11 +160,16 @@ def study(results: dict | None, pipeline: dict | None) -> dict:
     backend = pipe.get("backend") or {}
     urls = backend.get("base_url") or []
     urls = [urls] if isinstance(urls, str) else urls
+    models = prov.get("models") or pipe.get("models") or {}
+    local = all(str(m).startswith("local:") for m in models.values() if m)
+    engine = backend.get("engine") if backend.get("engine") not in (None, "transformers") else None
+    default = ("none: every model ran in this process (local:)" if local and models and not engine
+               else "the openai backend's default (OPENAI_BASE_URL, else api.openai.com) for openai: models; local: "
+                    "models on this machine" + (f" ({engine} servers gpt4llm started)" if engine else ""))
     return {
         "name": (results or {}).get("name") or pipe.get("name"),
-        "models": prov.get("models") or pipe.get("models") or {},
-        "endpoints": [safe_url(u) for u in urls] or ["the backend's default (OPENAI_BASE_URL or api.openai.com) for "
-                                                     "openai: models; in-process for local: models"],
+        "models": models,
+        "endpoints": [safe_url(u) for u in urls] or [default],
         "batch_api": backend.get("batch_api"),
         "decoding": prov.get("decoding") or {},
         "usage_per_stage": prov.get("usage_per_stage") or {},
