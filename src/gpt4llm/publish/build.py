@@ -268,7 +268,7 @@ def _push(cfg: PublishSettings, res: PublishResult) -> None:
     from gpt4llm.publish import hub
 
     repo_type = "model" if res.kind == "model" else "dataset"
-    api, user = hub.login(cfg.to, cfg.push_to_hub, repo_type)
+    api, _ = hub.login(cfg.to, cfg.push_to_hub, repo_type, cfg.private)
     ignore = ["models/**"] if res.kind == "study" else None
     res.pushed.append(hub.push(api, cfg.to, cfg.push_to_hub, repo_type, cfg.private, ignore))
     for m in res.models if res.kind == "study" else []:

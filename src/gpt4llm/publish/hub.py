@@ -14,9 +14,10 @@ from pathlib import Path
 from gpt4llm.errors import UserError
 
 
-def _later(out: Path, repo_id: str, repo_type: str) -> str:
+def _later(out: Path, repo_id: str, repo_type: str, private: bool) -> str:
+    study = " --exclude 'models/*'" if (out / "models").is_dir() and repo_type == "dataset" else ""
     return (f"nothing was uploaded; {out} is complete: upload it later with `hf upload {repo_id} {out} "
-            f"--repo-type {repo_type}` or run the same command again with --overwrite")
+            f"--repo-type {repo_type}{study}{' --private' if private else ''}` or run the same command again with --overwrite")
 
 
 def _reason(e: Exception) -> str:
@@ -24,12 +25,12 @@ def _reason(e: Exception) -> str:
     return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
-def login(out: Path, repo_id: str, repo_type: str):
+def login(out: Path, repo_id: str, repo_type: str, private: bool = True):
     """An ``HfApi`` with a token the Hub accepts, or a ``UserError``."""
     from huggingface_hub import HfApi, constants, get_token
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
-    later = _later(out, repo_id, repo_type)
+    later = _later(out, repo_id, repo_type, private)
     if constants.is_offline_mode():
         raise UserError(f"--push-to-hub {repo_id}: offline mode is on (HF_HUB_OFFLINE=1): {later}")
     token = get_token()

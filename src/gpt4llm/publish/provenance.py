@@ -14,7 +14,6 @@ Nothing here reads or writes a key: base URLs lose any user:password, query and 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import sqlite3
@@ -178,10 +177,6 @@ def study(results: dict | None, pipeline: dict | None) -> dict:
         "versions": {k: v for k, v in (prov.get("versions") or {}).items() if v},
         "created": (results or {}).get("created"),
     }
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def read_json(path: Path) -> Any:
