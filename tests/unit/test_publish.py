@@ -104,6 +104,26 @@ def test_shards_split_the_rows_and_load_in_order(tmp_path):
     assert [x["instruction"] for x in ds] == [f"Task {i}" for i in range(40)]
 
 
+@pytest.mark.parametrize("to, columns", [("trl", ["prompt", "chosen", "rejected", "margin"]),
+                                         ("trl-kto", ["prompt", "completion", "label"]),
+                                         ("gpt4llm-v1", ["user_input", "completion_a", "completion_b"])])
+def test_preference_exports_round_trip(tmp_path, to, columns):
+    """compare export's files (TRL pairs, KTO rows, comparison v1) load back as written, typed."""
+    from gpt4llm.pairs import export
+
+    cmp = write_jsonl(tmp_path / "cmp.jsonl", [
+        {"user_input": "Q1", "responses_and_scores": [{"response": "a", "score": 9, "source": "x"},
+                                                      {"response": "b", "score": 3, "source": "y"},
+                                                      {"response": "c", "score": 6, "source": "z"}]}])
+    export(cmp, to, tmp_path / "pairs.jsonl")
+    want = read_jsonl(tmp_path / "pairs.jsonl")
+    run(PublishSettings(source=tmp_path / "pairs.jsonl", to=tmp_path / "pub"))
+    ds = load_dataset(tmp_path / "pub", split="train", cache=tmp_path / "cache")
+    assert ds.column_names == columns and [dict(x) for x in ds] == want
+    if to == "trl-kto":
+        assert ds.features["label"].dtype == "bool"
+
+
 def study_dir(tmp_path):
     """A study's files as gpt4llm run lays them out: the teacher's answers per language, the
     comparisons, pipeline.json."""

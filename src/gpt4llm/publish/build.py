@@ -187,7 +187,7 @@ def _dataset(cfg: PublishSettings, tmp: Path, results: dict | None) -> PublishRe
     c = _config(cfg, table, "default", src.name, study_dir, recorded)
     _write_configs(cfg, tmp, [(c, table)])
     title = cfg.name or src.stem
-    summary = f"{len(table.rows):,} records of {table.kind.what}."
+    summary = f"{cards.records(len(table.rows))} of {table.kind.what}."
     card = cards.dataset_card(configs=[c], license=cfg.license, language=c["languages"], title=title, summary=summary,
                               repo=cfg.push_to_hub or str(cfg.to), study=None, models=[],
                               task_categories=list(table.kind.task_categories))
@@ -237,7 +237,8 @@ def _study(cfg: PublishSettings, tmp: Path, results: dict | None) -> PublishResu
     for ck in done:
         lang = ck.name.removeprefix("student-").split("-")[0] if ck.name.startswith("student-") else "en"
         if ck.kind == "sft" and lang in by_lang:
-            data_text = f"the `{by_lang[lang]['name']}` config of this study's dataset ({by_lang[lang]['rows']} records)"
+            c = by_lang[lang]
+            data_text = f"the `{c['name']}` config of this study's dataset ({cards.records(c['rows'])})"
         elif ck.kind in ("dpo", "reward") and any(c["name"] == "comparison" for c in configs):
             data_text = "the `comparison` config of this study's dataset (scored responses)"
         else:
@@ -255,7 +256,7 @@ def _study(cfg: PublishSettings, tmp: Path, results: dict | None) -> PublishResu
     title = cfg.name or study["name"] or src.name
     langs = sorted({lang for c in configs for lang in c["languages"]})
     summary = (f"The data of the gpt4llm study `{study['name'] or src.name}`: " +
-               "; ".join(f"`{c['name']}` {c['rows']:,} records of {c['what']}" for c in configs) + ".")
+               "; ".join(f"`{c['name']}` {cards.records(c['rows'])} of {c['what']}" for c in configs) + ".")
     tasks = sorted({t for _, t_ in tables for t in t_.kind.task_categories})
     cards.dataset_card(configs=configs, license=cfg.license, language=langs, title=title, summary=summary,
                        repo=repo or str(cfg.to), study=study, models=model_rows, task_categories=tasks

@@ -70,9 +70,13 @@ def languages(rows: list[dict], kind: str) -> list[str]:
     return sorted(lang for lang, n in counts.items() if n >= max(1, len(rows) // 100))
 
 
+def records(n: int) -> str:
+    return f"{n:,} record" + ("" if n == 1 else "s")
+
+
 def _render(template_name: str, card_cls, card_data, /, **kw: Any):
     template = resources.files("gpt4llm.publish").joinpath(f"templates/{template_name}").read_text(encoding="utf-8")
-    return card_cls.from_template(card_data, template_str=template, **kw)
+    return card_cls.from_template(card_data, template_str=template, records=records, **kw)
 
 
 def license_note(license: str, what: str = "dataset") -> str:
