@@ -7,10 +7,16 @@ copies with ``tensor_parallel`` GPUs each from ``gpus``, each on a free loopback
 budget, least-loaded balancing with failover over the replicas); and stops the servers when the
 stage ends, on Ctrl-C, on SIGTERM, and when gpt4llm itself dies.
 
-No orphan: each server runs under a small supervisor in a process group of its own. The supervisor
-asks the kernel for SIGTERM when its parent (gpt4llm) dies (``PR_SET_PDEATHSIG``), and on SIGTERM
-it stops its whole group (the server and every worker it forked: SIGTERM, then SIGKILL after a
-grace period). gpt4llm stops the groups itself on exit, Ctrl-C and SIGTERM.
+No orphan: each server runs under ``gpt4llm.backends.supervisor`` in a process group of its own.
+The supervisor asks the kernel for SIGTERM when its parent (gpt4llm) dies (``PR_SET_PDEATHSIG``),
+and on SIGTERM it stops its whole group (the server and every worker it forked: SIGTERM, then
+SIGKILL after a grace period). gpt4llm stops the groups itself on exit, Ctrl-C and SIGTERM.
+
+A server that dies mid-run (OOM, a CUDA error) is noticed at the first connection that fails
+(``EngineBackend.endpoint_lost``; nothing is checked while requests succeed): a dead replica of
+several is never asked again and the others carry on; when none is left the run stops at once
+with the engine's log tail, as at startup, instead of retrying every request with back-off for
+minutes. The journal keeps every answer that came back, so the same command resumes.
 
 Prompts: the engine receives the prompt text gpt4llm renders with the model's own template object
 and tokenizer (``/v1/completions``), byte for byte what the transformers engine feeds the model,
@@ -20,6 +26,7 @@ so switching engines changes speed, not results.
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import shlex
 import shutil
@@ -31,48 +38,21 @@ import time
 import urllib.request
 from pathlib import Path
 
+from gpt4llm.backends.base import FatalBackendError
 from gpt4llm.backends.openai import OpenAIBackend
 from gpt4llm.errors import UserError
 
 ENGINES = ("transformers", "vllm", "sglang", "command")
 
-SUPERVISOR = r"""
-import ctypes, os, signal, subprocess, sys, time
-ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: our parent (gpt4llm) dies -> SIGTERM
-if os.getppid() == 1:
-    sys.exit(1)  # gpt4llm died before the line above ran
-stopping, child = False, None
-def others():
-    me, group = os.getpid(), os.getpgid(0)
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and int(pid) != me:
-            try:
-                if os.getpgid(int(pid)) == group:
-                    yield int(pid)
-            except OSError:
-                pass
-def stop(*_):
-    global stopping
-    if stopping or child is None:
-        return
-    stopping = True
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    os.killpg(0, signal.SIGTERM)  # the server and every worker it forked
-    deadline = time.time() + float(os.environ.get("GPT4LLM_ENGINE_GRACE", "10"))
-    while time.time() < deadline and (child.poll() is None or any(True for _ in others())):
-        time.sleep(0.1)
-    for pid in others():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-signal.signal(signal.SIGTERM, stop)
-signal.signal(signal.SIGINT, stop)
-child = subprocess.Popen(sys.argv[1:])
-code = child.wait()
-stop()
-sys.exit(code if code >= 0 else 128 - code)
-"""
+# The servers listen on 127.0.0.1: asking through an http_proxy from the environment would reach
+# the proxy, not the server (and a proxy that is down makes every server look "not ready").
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def loopback_get(url: str, timeout: float) -> bytes:
+    """GET a URL on 127.0.0.1, whatever http_proxy says; raises OSError when nothing answers 200."""
+    with _LOOPBACK.open(url, timeout=timeout) as resp:
+        return resp.read()
 
 
 def free_port() -> int:
@@ -163,10 +143,11 @@ class Fleet:
                                     tensor_parallel=self.tensor_parallel, gpus=devices)
                 _installed(self.engine, argv)
                 env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": devices} if devices else {})}
-                log = open(self.log_dir / f"{self.served_name}-{r}.log", "ab")
-                self.procs.append(subprocess.Popen([sys.executable, "-c", SUPERVISOR, *argv], stdout=log,
-                                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                                   start_new_session=True))
+                supervised = [sys.executable, "-m", "gpt4llm.backends.supervisor", "--parent", str(os.getpid()),
+                              "--", *argv]
+                with open(self.log(r), "ab") as log:  # the server writes to its own copy of the descriptor
+                    self.procs.append(subprocess.Popen(supervised, stdout=log, stderr=subprocess.STDOUT,
+                                                       stdin=subprocess.DEVNULL, env=env, start_new_session=True))
                 self.commands.append(argv)
                 self.urls.append(f"http://127.0.0.1:{port}/v1")
             self._wait_ready()
@@ -184,9 +165,8 @@ class Fleet:
                 if code is not None:
                     raise UserError(self._failed(r, f"exited with status {code} before it was ready"))
                 try:
-                    with urllib.request.urlopen(self.urls[r] + "/models", timeout=2) as resp:
-                        if resp.status == 200:
-                            waiting.discard(r)
+                    loopback_get(self.urls[r] + "/models", timeout=2)
+                    waiting.discard(r)
                 except OSError:
                     pass
             if waiting and time.monotonic() > deadline:
@@ -194,8 +174,11 @@ class Fleet:
             if waiting:
                 time.sleep(0.25)
 
+    def log(self, r: int) -> Path:
+        return self.log_dir / f"{self.served_name}-{r}.log"
+
     def _failed(self, r: int, what: str) -> str:
-        log = self.log_dir / f"{self.served_name}-{r}.log"
+        log = self.log(r)
         try:
             tail = log.read_text(errors="replace").strip().splitlines()[-6:]
         except OSError:
@@ -205,6 +188,20 @@ class Fleet:
 
     def alive(self) -> list[bool]:
         return [p.poll() is None for p in self.procs]
+
+    def exit_status(self, r: int) -> int | None:
+        """None while replica ``r`` runs, else its supervisor's exit status (the server's)."""
+        return self.procs[r].poll() if r < len(self.procs) else None
+
+    def lost(self, r: int, left: int) -> str:
+        """What to say when replica ``r`` ended mid-run, with ``left`` replicas still running."""
+        n = len(self.urls)
+        what = f"exited with status {self.exit_status(r)} during the run"
+        what += f" (replica {r + 1} of {n})" if n > 1 else ""
+        if left:
+            return f"engine {self.engine} {what}; carrying on with {left} of {n}; log {self.log(r)}"
+        return (self._failed(r, what) + "\nthe answers that came back are journaled: run the same command again "
+                "to resume")
 
     def stop(self, grace: float = 15.0) -> None:
         for p in self.procs:
@@ -283,6 +280,14 @@ class EngineBackend(OpenAIBackend):
         self.engine_timeout, self.log_dir = engine_timeout, Path(log_dir or "engines")
         self.fleet: Fleet | None = None
         self._tok = None
+        self._console = None
+
+        import openai
+
+        # The servers are on 127.0.0.1: no http_proxy from the environment (trust_env=False).
+        self._make_client = lambda url: openai.AsyncOpenAI(
+            api_key="EMPTY", base_url=url, timeout=self.timeout, max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(trust_env=False))
 
     def describe(self) -> dict:
         return {**super().describe(), "backend": self.kind, "engine": self.engine, "replicas": self.replicas,
@@ -309,8 +314,7 @@ class EngineBackend(OpenAIBackend):
         self.base_urls = self.fleet.start()
         self.base_url = ", ".join(self.base_urls)
         self.endpoints = []
-        with urllib.request.urlopen(self.base_urls[0] + "/models", timeout=10) as r:  # the name it serves
-            self.request_model = _json.loads(r.read())["data"][0]["id"]
+        self.request_model = _json.loads(loopback_get(self.base_urls[0] + "/models", 10))["data"][0]["id"]  # its name
 
     def tokenizer(self):
         if self._tok is None:
@@ -329,6 +333,7 @@ class EngineBackend(OpenAIBackend):
             # In this (the main) thread, not a worker: the supervisors' parent-death signal follows
             # the thread that started them, and executor threads end with each event loop.
             self.start()
+        self._console = ctx.console
         tok = self.tokenizer()
         rendered = []
         for r in requests:  # the prompt text the transformers engine would feed the model, byte for byte
@@ -337,6 +342,28 @@ class EngineBackend(OpenAIBackend):
                                     extra={"add_special_tokens": special}))
         async for rr, res in super().run(rendered, ctx):
             yield rr.tag, res
+
+    def endpoint_lost(self, ep) -> None:
+        """A connection to one of our servers failed: if its process has ended, it is gone for good.
+        Never route to it again; when no replica is left, stop the run with its log tail. While
+        the process runs, the failure is an ordinary retry (the caller's back-off)."""
+        if ep.gone:
+            ep.down_until = math.inf
+        if self.fleet is None or ep.url not in self.base_urls or ep.gone:
+            return
+        r = self.base_urls.index(ep.url)
+        if self.fleet.exit_status(r) is None:
+            return
+        ep.gone, ep.down_until = True, math.inf
+        left = sum(not e.gone for e in self.endpoints)
+        message = self.fleet.lost(r, left)
+        if not left:
+            self.lost_message = message
+            raise FatalBackendError(message)
+        if self._console is not None:
+            self._console.print(f"warning: {message}", markup=False, highlight=False)
+        else:
+            print(f"warning: {message}", file=sys.stderr)
 
     def close(self) -> None:
         if self.fleet is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import os
 import random
 import time
@@ -89,19 +90,24 @@ class Endpoint:
         self.url, self.client = url, client
         self.in_flight = self.sent = self.failures = 0
         self.down_until = 0.0
+        self.gone = False  # its server is known to have ended (an engine's replica): never asked again
 
     def failed(self) -> None:
         self.failures += 1
-        self.down_until = time.monotonic() + min(30.0, 0.25 * 2 ** (self.failures - 1))
+        # A gone endpoint stays down: a request that was in flight to it may fail after the fact.
+        self.down_until = math.inf if self.gone else time.monotonic() + min(30.0, 0.25 * 2 ** (self.failures - 1))
 
     def succeeded(self) -> None:
         self.failures, self.down_until = 0, 0.0
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str, wait: float | None = None, connection: bool = False, failover: bool = False):
+    """``connection``: refused (nothing listens); ``lost``: refused or dropped mid-request."""
+
+    def __init__(self, reason: str, wait: float | None = None, connection: bool = False, failover: bool = False,
+                 lost: bool = False):
         super().__init__(reason)
-        self.reason, self.wait, self.connection, self.failover = reason, wait, connection, failover
+        self.reason, self.wait, self.connection, self.failover, self.lost = reason, wait, connection, failover, lost
 
 
 class OpenAIBackend(Backend):
@@ -152,6 +158,7 @@ class OpenAIBackend(Backend):
         self.concurrency, self.rpm, self.tpm = concurrency, rpm, tpm
         self.max_retries, self.retry_backoff = max_retries, retry_backoff
         self.any_success = False
+        self.lost_message: str | None = None  # why every endpoint is gone, once they are
         self.limiter: AdaptiveLimiter | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -165,13 +172,21 @@ class OpenAIBackend(Backend):
 
     async def _endpoint(self) -> Endpoint:
         """The healthy endpoint with the fewest requests in flight; when all are cooling down, the
-        first to come back (a probe)."""
+        first to come back (a probe). A gone endpoint is down forever (``down_until`` infinite)."""
         while True:
             now = time.monotonic()
             up = [e for e in self.endpoints if e.down_until <= now]
             if up:
                 return min(up, key=lambda e: (e.in_flight, e.sent))
-            await asyncio.sleep(max(0.0, min(e.down_until for e in self.endpoints) - now))
+            back = min(e.down_until for e in self.endpoints)
+            if back == math.inf:
+                raise FatalBackendError(self.lost_message or f"every endpoint of {self.base_url} is gone")
+            await asyncio.sleep(max(0.0, back - now))
+
+    def endpoint_lost(self, ep: Endpoint) -> None:
+        """A connection to ``ep`` was refused or dropped. A URL may come back (a restart, a network
+        blip), so here it only cools down; a backend that runs its servers checks whether the
+        process is still there (``engines.EngineBackend``). May raise FatalBackendError."""
 
     async def run(self, requests: list[Request], ctx: RunContext) -> AsyncIterator[tuple[Request, Result]]:
         self.limiter = AdaptiveLimiter(self.concurrency, self.rpm, self.tpm)
@@ -251,6 +266,8 @@ class OpenAIBackend(Backend):
             except _Retry as r:
                 if r.failover and many:
                     ep.failed()  # out for a cool-down; this request goes to another endpoint at once
+                if r.lost:
+                    self.endpoint_lost(ep)  # only on a failed connection: nothing on the hot path
                 # An endpoint never reached is a wrong URL or a server that is down: say so fast
                 # instead of retrying every request for minutes.
                 limit = 2 * len(self.endpoints) if (r.connection and not self.any_success) else self.max_retries
@@ -306,7 +323,7 @@ class OpenAIBackend(Backend):
             # Refused or unresolvable (ConnectError) means nothing is there; a dropped
             # connection mid-request (RemoteProtocolError, ReadError) is an ordinary retry.
             refused = any(c.__name__ == "ConnectError" for c in type(cause).__mro__)
-            raise _Retry(_reason(cause), connection=refused, failover=True) from e
+            raise _Retry(_reason(cause), connection=refused, failover=True, lost=True) from e
         except openai.APIStatusError as e:  # 5xx, 408, 409 ...: transient
             raise _Retry(_reason(e), retry_after_seconds(e.response.headers), failover=e.status_code >= 500) from e
         except (ValueError, openai.APIResponseValidationError) as e:  # a body that is not JSON

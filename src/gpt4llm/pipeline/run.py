@@ -116,15 +116,23 @@ class Runner:
                        "backend": pipe.backend.model_dump(exclude_defaults=True)},
                       [p("data", f"teacher.{lang}.jsonl")], [f"translate.{lang}"] if lang != "en" else []),
                 lambda lang=lang: self.generate(lang))
+        if s.clean:
+            names = ", ".join([b.questions + (f" (first {b.limit})" if b.limit else "") for b in self.evaluated()]
+                              + list(s.clean.against)) or "no benchmark"
+            for lang in pipe.languages:
+                add(Stage(f"clean.{lang}", f"remove duplicates, bad answers and prompts of {names} ({lang})",
+                          {"settings": fingerprinted(s.clean), "seed": pipe.seed,
+                           "evaluated": [b.model_dump() for b in self.evaluated()]},
+                          [p("data", f"clean.{lang}.jsonl")], [f"generate.{lang}"]), lambda lang=lang: self.clean(lang))
         if s.compare:
             add(Stage("compare", f"{m.judge} scores {len(s.compare.sources)} sources' responses 1-10",
                       {"judge": m.judge, "settings": fingerprinted(s.compare)}, [p("data", "comparisons.jsonl")],
-                      ["generate.en"]), self.compare)
+                      [self.answered("en")]), self.compare)
         if s.sft:
             for lang in pipe.languages:
                 add(Stage(f"sft.{lang}", f"fine-tune {m.student_base} on the teacher's {lang} answers",
                           {"base": m.student_base, "settings": fingerprinted(s.sft), "seed": pipe.seed},
-                          [p("models", f"student-{lang}", "gpt4llm_train.json")], [f"generate.{lang}"]),
+                          [p("models", f"student-{lang}", "gpt4llm_train.json")], [self.answered(lang)]),
                     lambda lang=lang: self.sft(lang))
         if s.rm:
             add(Stage("rm", f"train a reward model on {m.reward_base} from the comparisons",
@@ -190,11 +198,47 @@ class Runner:
         return {"written": r.written, "truncated": r.truncated, "calls": calls_dict(r.calls)}
 
     def compare(self) -> dict:
+    def answered(self, lang: str) -> str:
+        """The stage whose records the student trains on: clean.<lang> when the pipeline cleans."""
+        return f"clean.{lang}" if self.study.pipe.stages.clean else f"generate.{lang}"
+
+    def training_data(self, lang: str):
+        return self.study.p("data", f"clean.{lang}.jsonl" if self.study.pipe.stages.clean else f"teacher.{lang}.jsonl")
+
+    def evaluated(self) -> list:
+        """The question sets this pipeline evaluates on (data.benchmarks), each once."""
+        b = self.study.pipe.data.benchmarks
+        return list({(x.questions, x.limit): x for x in (b.judge, b.rouge) if x}.values())
+
+    def clean(self, lang: str) -> dict:
+        from gpt4llm.clean import CleanSettings, run as clean
+        from gpt4llm.eval.benchmarks import BENCHMARKS
+        from gpt4llm.eval.questions import load_questions
+
+        st = self.study
+        c = st.pipe.stages.clean
+        against = []
+        for bench in self.evaluated():  # exactly the questions evaluated: the first `limit` when there is one
+            if bench.limit is None and bench.questions != "seeds":
+                against.append(st.path(bench.questions))
+                continue
+            qs = load_questions(st.questions(bench))[:bench.limit]
+            name = bench.questions if bench.questions in ("seeds", *BENCHMARKS) else Path(bench.questions).stem
+            path = st.p("clean", f"{name}" + (f".first-{bench.limit}" if bench.limit else "") + ".jsonl")
+            io.write_records(path, [{"question_id": q.question_id, **({"turns": q.turns} if q.turns else
+                                     {"text": q.instruction + ("\n" + q.input if q.input else "")})} for q in qs], "jsonl")
+            against.append(str(path))
+        against = list(dict.fromkeys(against + [st.path(a) for a in c.against]))
+        return clean(CleanSettings(
+            **{**settings(c), "against": against, "decontaminate": c.decontaminate and bool(against)},
+            input=[str(st.p("data", f"teacher.{lang}.jsonl"))], output=st.p("data", f"clean.{lang}.jsonl"),
+            seed=st.pipe.seed, language=lang, quiet=self.quiet))
+
         from gpt4llm import compare, generate
 
         st = self.study
         c = st.pipe.stages.compare
-        teacher = st.p("data", "teacher.en.jsonl")
+        teacher = self.training_data("en")  # the comparisons are training data too: cleaned the same way
         files, calls = [], {}
         for src in c.sources:
             if src.model is None:
@@ -202,7 +246,8 @@ class Runner:
                 continue
             out = st.p("data", f"source.{src.name}.jsonl")
             r = generate.run(generate.GenerateSettings(
-                output=out, input=st.path(st.pipe.data.instructions), teacher=src.model, limit=st.pipe.data.limit,
+                output=out, input=str(teacher) if st.pipe.stages.clean else st.path(st.pipe.data.instructions),
+                teacher=src.model, limit=st.pipe.data.limit,
                 temperature=src.temperature, top_p=src.top_p, max_tokens=src.max_tokens, **self.calls()))
             check_calls(f"source {src.name}", r.calls, r.failed, r.errors_file)
             calls[src.name] = calls_dict(r.calls)
@@ -232,7 +277,7 @@ class Runner:
         cfg = sft.SFTSettings(
             **{**settings(t), "merge": t.merge or t.lora,  # answer and serve load merged weights
                "deepspeed": st.path(t.deepspeed) if t.deepspeed else None},
-            data=str(st.p("data", f"teacher.{lang}.jsonl")), output_dir=st.p("models", f"student-{lang}"),
+            data=str(self.training_data(lang)), output_dir=st.p("models", f"student-{lang}"),
             model=st.pipe.models.student_base, seed=st.pipe.seed, quiet=self.quiet)
         cfg = cfg.model_copy(update=self._training_dir(cfg))
         r = sft.run(cfg)
