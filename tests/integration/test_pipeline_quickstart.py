@@ -28,8 +28,22 @@ def test_results_json_matches_the_stage_outputs(quickstart_run):
     out, res = quickstart_run["out"], quickstart_run["results"]
     assert res["sections"] == list(SECTIONS)
     r = res["results"]
-    assert set(r) >= {"generate", "compare", "sft", "rm", "answer", "rank", "judge", "rouge", "stats"}
+    assert set(r) >= {"generate", "clean", "compare", "sft", "rm", "answer", "rank", "judge", "rouge", "stats"}
     assert r["generate"]["en"]["written"] == len(read_jsonl(out / "data" / "teacher.en.jsonl")) == 24
+    # clean: the three planted records removed, each for its reason and with what it matched; nothing lost;
+    # the student trained on what clean kept
+    c = r["clean"]["en"]
+    assert c == json.loads((out / "data" / "clean.en.jsonl.summary.json").read_text())
+    removed = read_jsonl(out / "data" / "clean.en.jsonl.removed.jsonl")
+    kept = read_jsonl(out / "data" / "clean.en.jsonl")
+    assert len(kept) + len(removed) == c["records"] == 24 and c["kept"] == len(kept) == r["sft"]["en"]["data_stats"]["records"]
+    why = {x["record"]["instruction"]: x for x in removed}
+    vicuna = why["What are the most effective ways to deal with stress?"]
+    assert vicuna["reason"] == "contaminated" and vicuna["matched"] == [{"benchmark": "vicuna80", "id": "2", "score": 1.0}]
+    assert why["list six ways to reduce plastic waste at home"]["reason"] == "exact_duplicate"
+    near = why["Suggest five low-cost ideas for a birthday party for an eight-year-old."]
+    assert near["reason"] == "near_duplicate" and near["matched"]["where"].endswith("teacher.en.jsonl:15")
+    assert c["contamination"]["vicuna80"]["records"] == 1 and c["contamination"]["seeds.first-6"]["records"] == 0
     assert r["compare"]["report"] == json.loads((out / "data" / "comparisons.jsonl.report.json").read_text())
     assert r["compare"]["written"] == len(read_jsonl(out / "data" / "comparisons.jsonl"))
     summaries = json.loads((out / "eval" / "reviews.jsonl.summary.json").read_text())["models"]
@@ -75,10 +89,16 @@ def test_a_finished_study_runs_again_with_nothing_to_do(quickstart_run):
     before = (out / "data" / "comparisons.jsonl").read_bytes()
     r = run_cli("run", str(ROOT / "configs" / "quickstart.yaml"), "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stderr.count("done earlier, skipped") == 11
+    assert r.stderr.count("done earlier, skipped") == len(quickstart_run["results"]["plan"])
     assert (out / "data" / "comparisons.jsonl").read_bytes() == before
 
 
+    assert html.count('class="warn self-preference"') == 6 + 2  # 5 judged models and the teacher; 2 compare sources
+    assert '<p class="muted judge-fingerprint">Judge: 12 verdicts: judge local:smollm2-135m-instruct' in html
+    cleaning = html[html.index('<section id="cleaning">'):]
+    cleaning = cleaning[:cleaning.index("</section>")]
+    assert "vicuna80" in cleaning and "What are the most effective ways to deal with stress?" in cleaning
+    assert "exact duplicate" in cleaning and "near duplicate" in cleaning
 def test_the_study_is_published_as_the_hub_reads_it(quickstart_run, tmp_path):
     """stages.publish: each dataset the study made is a config datasets.load_dataset reads back
     as the stage's file says, and each model has a card with its own numbers from results.json."""
@@ -142,7 +162,7 @@ def test_the_judge_against_people_joins_the_report(quickstart_run, tmp_path):
     cfg_file.write_text(yaml.safe_dump(cfg))
     r = run_cli("run", str(cfg_file), "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stderr.count("done earlier, skipped") == 9  # the judge stage ran again (and publish, after it)
+    assert r.stderr.count("done earlier, skipped") == len(quickstart_run["results"]["plan"]) - 2  # the judge stage ran again (and publish, after it)
     ag = json.loads((out / "results.json").read_text())["results"]["judge"]["agreement"]
     assert ag == json.loads((out / "eval" / "agreement.json").read_text())
     assert ag["pairs_matched"] == 6 and ag["per_criterion"]["helpfulness"]["votes"] == 6

@@ -15,6 +15,7 @@ def test_shipped_configs_load(name):
     pipe, _ = load(CONFIGS / name)
     assert pipe.name == name.removesuffix(".yaml")
     assert pipe.stages.compare and pipe.stages.rm and pipe.stages.judge and pipe.stages.rouge and pipe.stages.stats
+    assert pipe.stages.clean  # the teacher's answers are cleaned before training
 
 
 def test_paper_config_is_the_papers_setting():

@@ -24,7 +24,8 @@ COMMAND_CLASSES = _collect()
 # the pipeline's stage sections and the classes they come from
 SECTIONS = {"generate": "GenerateSettings", "translate": "TranslateSettings", "compare": "CompareSettings",
             "sft": "SFTSettings", "rm": "RMSettings", "dpo": "DPOSettings", "answer": "AnswerSettings", "rank": "RankSettings",
-            "judge": "JudgeSettings", "rouge": "RougeSettings", "stats": "StatsSettings", "publish": "PublishSettings"}
+            "judge": "JudgeSettings", "rouge": "RougeSettings", "stats": "StatsSettings", "publish": "PublishSettings",
+            "clean": "CleanSettings"}
 
 
 def _help(path: str) -> str:

@@ -90,12 +90,13 @@ class CleanSettings(Settings):
 
 
 def _is_jsonl(path: Path) -> bool:
+    """JSONL unless Parquet or a JSON array (as ``io.read_rows`` decides)."""
     if path.suffix in (".jsonl", ".ndjson"):
         return True
-    if path.suffix in (".json", ".parquet"):
-        with open(path, "rb") as f:
-            return path.suffix == ".json" and f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] not in (b"[", b"")
-    return True
+    if path.suffix == ".parquet":
+        return False
+    with open(path, "rb") as f:
+        return f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")[:1] != b"["
 
 
 def _rows(source: str) -> Iterator[tuple[str, Any, str | None]]:
@@ -294,7 +295,7 @@ def _write(cfg: CleanSettings, sources: list[str], p: Pass1, found: Found, bench
                     elif i in found.target:
                         t = seen[found.target[i]]
                         entry["matched"] = {**t, **({"similarity": found.similarity[i]} if i in found.similarity else {})}
-                        entry["detail"] = f"repeats {t['id'] or t['where']}"
+                        entry["detail"] = f"repeats {t['where'].rsplit('/', 1)[-1]}"
                     else:
                         entry["detail"] = p.detail.get(i, "")
                     entry["record"] = data

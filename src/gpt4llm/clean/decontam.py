@@ -6,7 +6,7 @@ lies in a word n-gram of the prompt that the record also contains; the match sco
 the prompt's words matched by that one record; the record is contaminated when the score is above
 the threshold. Tulu 3 used 8-grams and 0.5. Vicuna-80's questions are short (median 17 words, some
 8), so here the default is 6-grams and 0.5: on lightly edited copies of Vicuna-80, MT-Bench and
-User-Oriented-252 prompts (one word replaced), 8-grams find 87% and 6-grams 94%, with no false match
+User-Oriented-252 prompts (one word replaced), 8-grams find 86% and 6-grams 94%, with no false match
 among 513 unrelated real prompts (AlpacaEval's OASST, Koala and Anthropic subsets and the bundled seeds);
 5-grams match "how can i improve my ..." to an unrelated Wi-Fi question (README, "gpt4llm clean").
 A prompt shorter than n words matches only a record with the same words.

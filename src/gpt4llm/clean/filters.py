@@ -7,8 +7,13 @@
 - ``wrong_language``: the output is not in the expected language (``--language``, else the record's
   ``meta.language`` as ``generate --language`` writes it; records with neither are not judged). Read
   by py3langid (its model ships inside the 4.5 MB wheel; see the README for why not lingua or
-  fastText), on the text without code, URLs and numbers, and only when 20 or more letters remain:
-  on 3-word English answers it is wrong 9 times in 80, on 6 or more words once in 80.
+  fastText), on the text without code, URLs and numbers, when 20 or more letters remain, and only
+  when it is confident (``wrong_language``). Measured: none of 160 real English answers (FastChat's
+  Vicuna-80 answers by GPT-3.5 and Bard, cut to 3 words or whole) is flagged when English is
+  expected; all of them are when Chinese, Japanese, Korean, German, French, Spanish or Russian is;
+  none of spaCy's example sentences in those 7 languages is flagged in its own language; 74% of
+  spaCy's example sentences in 40 other languages are flagged when English is expected (the rest:
+  short, or close to English, read with low confidence).
 - ``copies_instruction``: 80% or more of the output's words lie in word 3-grams of the instruction
   (an output shorter than 3 words: the same words as the instruction). Only the instruction, not the
   input: "extract the first sentence of the passage" rightly copies its input. Only outputs at most
@@ -30,6 +35,10 @@ FILTERS = ("empty", "truncated", "refusal", "wrong_language", "copies_instructio
 TRUNCATED = ("length", "max_tokens")
 COPY_NGRAM, COPY_SHARE = 3, 0.8
 MIN_LETTERS = 20
+# py3langid's labels that are one language for this check (its model tells Wu and Cantonese from
+# Mandarin, and Nigerian Pidgin from English, on short texts: a Chinese answer is not in the wrong language)
+VARIETIES = {"zh": {"zh", "wuu", "yue"}, "en": {"en", "pcm"}, "no": {"no", "nn"}, "ar": {"ar", "ary", "arz"},
+             "sr": {"sr", "hr", "bs"}, "hr": {"sr", "hr", "bs"}, "bs": {"sr", "hr", "bs"}}
 _STRIP = re.compile(r"```.*?```|`[^`\n]*`|https?://\S+|\d+", re.S)
 
 
@@ -80,12 +89,19 @@ class Filters:
             raise UserError(f"{where}: language {code!r} is not one py3langid knows; use an ISO 639-1 code such as "
                             "zh, en, es, or turn the check off with --no-wrong-language")
 
-    def detect(self, text: str) -> str | None:
-        """The language of ``text``, or None when too few letters remain to tell."""
+    def wrong_language(self, text: str, expected: str) -> str | None:
+        """The language ``text`` is written in when that is confidently not ``expected``, else None.
+        Confidently: the top language has probability >= 0.5 and ``expected`` (with its varieties:
+        Wu and Cantonese for Chinese) less than 0.1. Too few letters (< 20): None."""
         t = _STRIP.sub(" ", text)
         if sum(ch.isalpha() for ch in t) < MIN_LETTERS:
             return None
-        return self._langid.classify(t)[0]
+        ranked = self._langid.rank(t)
+        top, p = ranked[0]
+        same = VARIETIES.get(expected, {expected})
+        if top in same or p < 0.5 or sum(q for lang, q in ranked if lang in same) >= 0.1:
+            return None
+        return top
 
     def check(self, instruction: str, output: str | None, meta: dict | None, where: str) -> tuple[str, str] | None:
         on = self.on
@@ -105,10 +121,8 @@ class Filters:
             if expected is None and isinstance(meta.get("language"), str) and meta["language"].strip():
                 expected = _code(meta["language"])
                 self.check_language_code(expected, f"{where}: meta.language")
-            if expected:
-                got = self.detect(output)
-                if got is not None and got != expected:
-                    return "wrong_language", f"expected {expected}, detected {got}"
+            if expected and (got := self.wrong_language(output, expected)):
+                return "wrong_language", f"expected {expected}, detected {got}"
         if on["copies_instruction"] and len(output) <= 2 * len(instruction) + 40 and \
                 (share := copied_share(instruction, output)) >= COPY_SHARE:
             return "copies_instruction", f"{share:.0%} of the output is the instruction's words"

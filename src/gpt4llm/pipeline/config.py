@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gpt4llm.backends import DEFAULT_MODEL, BackendSettings, parse_model
+from gpt4llm.clean import CleanSettings
 from gpt4llm.compare import CompareSettings
 from gpt4llm.errors import UserError
 from gpt4llm.eval.answer import AnswerSettings
@@ -89,6 +90,7 @@ GenerateStage = section(GenerateSettings)
 TranslateStage = section(TranslateSettings)
 CompareStage = section(CompareSettings)
 SFTStage = section(SFTSettings)
+CleanStage = section(CleanSettings)
 RMStage = section(RMSettings)
 DPOStage = section(DPOSettings)
 AnswerStage = section(AnswerSettings)
@@ -109,6 +111,9 @@ class Stages(Strict):
     translate: TranslateStage = TranslateStage()
     compare: CompareStage | None = None
     sft: SFTStage | None = SFTStage()
+    clean: CleanStage | None = None
+    """Clean the teacher's answers before training (clean.<lang>.jsonl): duplicates, bad answers, and
+    contamination with the sets this pipeline evaluates on (data.benchmarks) plus clean.against."""
     rm: RMStage | None = None
     dpo: DPOStage | None = None
     """Train student-en-dpo from the English SFT student on the comparisons (the comparison data is English)."""
@@ -254,6 +259,8 @@ def _check_files(pipe: Pipeline, path: Path, lines: dict[tuple, int]) -> None:
         exists(str(s.judge.human_db) if s.judge.human_db else None, ("stages", "judge", "human_db"))
     if s.stats:
         exists(s.stats.compare, ("stages", "stats", "compare"))
+    for i, against in enumerate(pipe.stages.clean.against if pipe.stages.clean else []):
+        exists(against, ("stages", "clean", "against", i), tuple(BENCHMARKS))
     for name, st in (("sft", s.sft), ("rm", s.rm), ("dpo", s.dpo)):
         if st and st.deepspeed:
             exists(st.deepspeed, ("stages", name, "deepspeed"))

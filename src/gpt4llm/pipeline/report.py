@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 PACKAGES = ("gpt4llm", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "openai", "rouge-score",
             "spacy", "matplotlib", "plotly")
-SECTIONS = ("plan", "stages", "data", "statistics", "comparison", "training", "judge", "rouge", "ranking",
+SECTIONS = ("plan", "stages", "data", "cleaning", "statistics", "comparison", "training", "judge", "rouge", "ranking",
             "provenance")
 
 
