@@ -76,29 +76,37 @@ def judge_bars(summaries: dict[str, dict], stem: str | Path, reference: str) -> 
 
 
 def leaderboard_chart(rows: list[dict], stem: str | Path, baseline: str) -> list[Path]:
-    """Win rates against the baseline, three bars per model: AlpacaEval's length-controlled rate (no
+    """Win rates against the baseline, four bars per model: AlpacaEval's length-controlled rate (no
     interval: its lc_standard_error is the spread of its predictions, not a sampling error), the
     shared-slope length-controlled rate and the raw rate, each with its 95% interval (1.96 standard
-    errors); the 50% line marked."""
+    errors), and the style-controlled Bradley-Terry win rate with its bootstrap interval; the 50% line
+    marked. A null model's name is marked."""
     import numpy as np
 
     plt = _plt()
-    keys = ("win_rate", "length_controlled_winrate", "lc_shared_slope_winrate")
+    keys = ("win_rate", "length_controlled_winrate", "lc_shared_slope_winrate", "style_bt_win_rate")
     rows = [r for r in rows if r["model"] != baseline and any(r.get(k) is not None for k in keys)]
     if not rows:
         return []
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(7.5, 0.6 * len(rows) + 1.4))
-    for off, key, se, label, color in ((-0.27, "length_controlled_winrate", None, "length-controlled (AlpacaEval)",
+    fig, ax = plt.subplots(figsize=(7.5, 0.75 * len(rows) + 1.4))
+    for off, key, se, label, color in ((-0.3, "length_controlled_winrate", None, "length-controlled (AlpacaEval)",
                                         "#4c72b0"),
-                                       (0.0, "lc_shared_slope_winrate", "lc_shared_slope_se",
+                                       (-0.1, "lc_shared_slope_winrate", "lc_shared_slope_se",
                                         "length-controlled (shared slope)", "#55a868"),
-                                       (0.27, "win_rate", "standard_error", "raw", "#dd8452")):
+                                       (0.1, "win_rate", "standard_error", "raw", "#dd8452"),
+                                       (0.3, "style_bt_win_rate", "style_bt_win_rate_ci95",
+                                        "style-controlled (Bradley-Terry)", "#8172b3")):
         vals = [r.get(key) if r.get(key) is not None else 0.0 for r in rows]
-        errs = [1.96 * r[se] if se and r.get(se) is not None else 0.0 for r in rows]
-        ax.barh(y + off, vals, 0.26, xerr=errs if se else None, label=label, color=color, capsize=2)
+        if se == "style_bt_win_rate_ci95":  # a bootstrap interval: asymmetric, an unbounded end drawn to the edge
+            ci = [r.get(se) or [v, v] for r, v in zip(rows, vals)]
+            errs = [[max(v - (c[0] if c[0] is not None else 0.0), 0.0) for c, v in zip(ci, vals)],
+                    [max((c[1] if c[1] is not None else 100.0) - v, 0.0) for c, v in zip(ci, vals)]]
+        else:
+            errs = [1.96 * r[se] if se and r.get(se) is not None else 0.0 for r in rows]
+        ax.barh(y + off, vals, 0.19, xerr=errs if se else None, label=label, color=color, capsize=2)
     ax.axvline(50, color="grey", lw=0.8, ls="--")
-    ax.set_yticks(y, [r["model"] for r in rows])
+    ax.set_yticks(y, [r["model"] + (" (null model)" if r.get("null_model") else "") for r in rows])
     ax.set_xlabel(f"win rate against {baseline} (%), 95% interval")
     ax.set_xlim(0, 100)
     ax.invert_yaxis()

@@ -11,6 +11,7 @@ import numpy as np
 
 import pytest
 from support import DATA, read_jsonl, run_cli, write_jsonl
+from support.openai_server import OpenAIServer
 
 AE = DATA / "alpaca-eval-2"
 VICUNA = DATA / "vicuna-eval-2023"
@@ -24,7 +25,7 @@ def published() -> dict:
 
 
 def board(out) -> dict:
-    return {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    return {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())["rows"]}
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,30 @@ def test_raw_columns_equal_the_published_rows_and_both_lc_estimators_are_close(a
     with open(out / "leaderboard.csv") as f:
         assert [r["model"] for r in csv.DictReader(f)] == list(rows)
     assert (out / "leaderboard.png").stat().st_size > 10_000 and "length slope" in stdout
+
+
+def test_style_control_on_alpaca_eval_2(alpaca_eval_board):
+    """Style control (issue 21) on GPT-4-turbo's real annotations: both models write longer answers than
+    the baseline (2259 and 2173 characters against its 1900s) and GPT-4-turbo prefers length (AlpacaEval's
+    own length-controlled paper), so the fitted length coefficient is positive and each model's
+    style-controlled score sits below its raw one (with 1000 bootstrap rounds: 790 against 852 and 1045
+    against 1105; the fit itself is checked against statsmodels in tests/unit/test_style_control.py)."""
+    out, stdout = alpaca_eval_board
+    doc = json.loads((out / "leaderboard.json").read_text())
+    rows = {r["model"]: r for r in doc["rows"]}
+    base_len = np.mean([len(x["output_1"]) for x in json.loads((AE / f"annotations_{MODELS[0]}.json").read_text())])
+    length = doc["style"]["coefficients"]["length"]
+    assert doc["style"]["games"] == 1610 and doc["style"]["separated"] is None
+    assert 0 < length["ci95"][0] < length["coef"] < length["ci95"][1]
+    assert set(doc["style"]["coefficients"]) == {"length", "headers", "bold", "lists"}
+    for m in MODELS:
+        assert rows[m]["avg_length"] > base_len
+        lo, hi = rows[m]["style_ci95"]
+        assert lo < rows[m]["style_bt_score"] < hi and rows[m]["style_bt_score"] < rows[m]["bt_score"]
+    assert rows["gpt4_1106_preview"]["style_bt_score"] == 1000 and doc["reliability"] is None
+    assert "style control (1610 judgments" in stdout and "BT(sc)" in stdout
+    html = report_section({**doc, "figures": []})
+    assert html.count('class="n style-bt"') == 3 and "The judge's taste for style, from 1610 judgments" in html
 
 
 def test_a_model_alone_is_also_sane_and_nulls_are_counted_apart(tmp_path):
@@ -182,6 +207,9 @@ def test_gpt4llm_reviews_with_answers_give_every_column(tmp_path):
     # vicuna-13b, raw 73.4. sklearn's liblinear stops early there, at 83.6, with a worse objective.)
     for m in ("vicuna-13b", "alpaca-13b"):
         assert abs(rows[m]["lc_shared_slope_winrate"] - 50) < abs(rows[m]["win_rate"] - 50)
+    # and style control has no estimate for such a judge (the length covariate predicts every verdict): empty, said
+    assert all(rows[m]["style_bt_score"] is None for m in rows)
+    assert "the length covariate(s) predict every verdict" in r.stdout
 
     # without the answer files: raw and Bradley-Terry columns, the length columns empty and said why
     out2 = tmp_path / "out2"
@@ -267,3 +295,134 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
                 "-o", str(tmp_path / "picked"), "--baseline", "gpt4_1106_preview", "--bootstrap", "200")
     assert r.returncode == 0, r.stderr
     assert board(tmp_path / "picked")[MODELS[0]]["n_total"] == 805
+
+
+# ---------------------------------------------------------------- the null-model exploit test (issue 21)
+
+NULL_TEXT = "I am a constant answer, the same for every question."
+
+
+def rule_judge(rule):
+    """A judge on loopback whose verdict follows a visible rule on the two answers it is shown."""
+    def reply(body):
+        c = body["messages"][-1]["content"]
+        a1 = c.split("[The Start of Assistant 1's Answer]\n", 1)[1].split("\n\n[The End of Assistant 1's Answer]", 1)[0]
+        a2 = c.split("[The Start of Assistant 2's Answer]\n", 1)[1].split("\n\n[The End of Assistant 2's Answer]", 1)[0]
+        s1, s2 = rule(a1, a2)
+        return f"{s1} {s2}\nThe scores follow the rule."
+    return reply
+
+
+def gullible(a1, a2):  # the constant answer always wins; otherwise the longer answer
+    return (10, 3) if a1 == NULL_TEXT else (3, 10) if a2 == NULL_TEXT else tuple(score_by_length(a1, a2))
+
+
+def sound(tied_question: str):
+    def rule(a1, a2):  # the constant answer always loses, but ties on one question
+        if NULL_TEXT in (a1, a2):
+            if tied_question in (a1, a2):
+                return (7, 7)
+            return (3, 9) if a1 == NULL_TEXT else (9, 3)
+        return tuple(score_by_length(a1, a2))
+    return rule
+
+
+def test_null_model_marks_a_judge_that_prefers_a_constant_answer(tmp_path):
+    """eval judge --null-model judges a constant answer like any model; the leaderboard recognises it from
+    its reviews and marks the setup unreliable when it wins more than 10%: a judge that prefers it gets
+    100% (unreliable), a sound one that ties it once in 10 questions 5% (reliable; unreliable at 4%)."""
+    qs = [json.loads(x) for x in (VICUNA / "question.jsonl").read_text().splitlines()][:10]
+    qf = write_jsonl(tmp_path / "q.jsonl", qs)
+    vic, ref = str(VICUNA / "answer_vicuna-13b.jsonl"), str(VICUNA / "answer_gpt35.jsonl")
+    tied = next(a["text"] for a in read_jsonl(ref) if a["question_id"] == qs[0]["question_id"])
+    runs = {}
+    for name, rule in (("gullible", gullible), ("sound", sound(tied))):
+        with OpenAIServer(api_key="k", reply=rule_judge(rule)) as srv:
+            r = run_cli("eval", "judge", "-q", str(qf), "-a", vic, "-r", ref, "--judge", "openai:gpt-4", "--base-url",
+                        srv.url, "--null-model", "--null-answer", NULL_TEXT, "-o", str(tmp_path / f"{name}.jsonl"),
+                        env={"OPENAI_API_KEY": "k"})
+        assert r.returncode == 0, r.stderr
+        summary = json.loads((tmp_path / f"{name}.jsonl.summary.json").read_text())["models"]
+        lb = run_cli("eval", "leaderboard", "-r", str(tmp_path / f"{name}.jsonl"), "-a", vic, "-a", ref,
+                     "-o", str(tmp_path / f"lb_{name}"), "--bootstrap", "200")
+        assert lb.returncode == 0, lb.stderr
+        doc = json.loads((tmp_path / f"lb_{name}" / "leaderboard.json").read_text())
+        runs[name] = (r.stdout, summary, doc, lb.stdout)
+    stdout, summary, doc, text = runs["gullible"]
+    rows = {x["model"]: x for x in doc["rows"]}
+    null = rows["null-model"]
+    assert null["null_model"] is True and null["win_rate"] == 100.0 and null["n_total"] == 10
+    assert null["length_controlled_winrate"] is not None  # its length from its reviews, no answer file needed
+    assert null["style_bt_score"] is None and "left out of the shared fits" in null["note"]
+    reason = doc["reliability"]["reasons"][0]
+    assert doc["reliability"]["unreliable"] and "gets win rate 100.0%" in reason and reason.endswith("> 10%")
+    assert "UNRELIABLE JUDGE SETUP: the null model null-model" in text
+    assert all(s["reliability"]["unreliable"] for s in summary.values()) and "UNRELIABLE JUDGE" in stdout
+    assert summary["null-model"]["wins"] == 10
+    reviews = read_jsonl(tmp_path / "gullible.jsonl")
+    assert sum(x["meta"].get("null_model", False) for x in reviews) == 20  # 10 questions x 2 orders, marked
+
+    stdout, summary, doc, text = runs["sound"]
+    null = {x["model"]: x for x in doc["rows"]}["null-model"]
+    assert null["win_rate"] == pytest.approx(5.0) and null["n_draws"] == 1  # one tie in ten: 0.5 / 10
+    assert not doc["reliability"]["unreliable"] and "null-model exploit test passed" in text
+    assert not any(s["reliability"]["unreliable"] for s in summary.values())
+    lb = run_cli("eval", "leaderboard", "-r", str(tmp_path / "sound.jsonl"), "-a", vic, "-a", ref, "-o",
+                 str(tmp_path / "lb4"), "--null-model-threshold", "4", "--bootstrap", "200")
+    assert lb.returncode == 0 and "UNRELIABLE JUDGE SETUP" in lb.stdout and "gets win rate 5.0%" in lb.stdout
+
+    # the probe moves no other figure: the board without the null model's reviews is the same for vicuna-13b
+    without = write_jsonl(tmp_path / "without.jsonl", [x for x in read_jsonl(tmp_path / "sound.jsonl")
+                                                       if not x["meta"].get("null_model")])
+    lb = run_cli("eval", "leaderboard", "-r", str(without), "-a", vic, "-a", ref, "-o", str(tmp_path / "lbw"),
+                 "--bootstrap", "200")
+    assert lb.returncode == 0, lb.stderr
+    alone = board(tmp_path / "lbw")["vicuna-13b:20230322-clean-lang"]
+    with_null = {x["model"]: x for x in doc["rows"]}["vicuna-13b:20230322-clean-lang"]
+    for k in ("lc_shared_slope_winrate", "bt_score", "length_controlled_winrate"):
+        assert with_null[k] == pytest.approx(alone[k], abs=1e-9), k
+    assert (with_null["style_bt_score"] is None) == (alone["style_bt_score"] is None)
+
+
+def report_section(leaderboard: dict) -> str:
+    """The study report's leaderboard section (templates/report.html.j2) rendered for one board."""
+    from importlib import resources
+
+    from jinja2 import Environment, select_autoescape
+
+    from gpt4llm.pipeline import report
+
+    text = resources.files("gpt4llm.pipeline").joinpath("templates/report.html.j2").read_text(encoding="utf-8")
+    start, end = "{% if r.judge and r.judge.leaderboard %}", "{% if r.judge and r.judge.agreement %}"
+    section = text[text.index(start):text.index(end)]
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["png"] = report._png
+    return env.from_string(section).render(r={"judge": {"summaries": {}, "leaderboard": leaderboard}})
+
+
+def test_null_model_named_on_the_command_line_and_bad_input(tmp_path):
+    """--null-model NAME marks a model of any file (here AlpacaEval annotations, read as if that model
+    answered the same text everywhere): its 29.9% raw rate is far above 10%. Naming a model no file has,
+    the baseline, or a file whose only model is the baseline: one line, exit 2."""
+    ae = AE / f"annotations_{MODELS[0]}.json"
+    r = run_cli("eval", "leaderboard", "-r", str(ae), "--null-model", MODELS[0], "-o", str(tmp_path / "n"),
+                "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "n" / "leaderboard.json").read_text())
+    assert doc["reliability"]["unreliable"] and board(tmp_path / "n")[MODELS[0]]["null_model"] is True
+    assert "gets win rate 29.9%" in doc["reliability"]["reasons"][0]
+    html = report_section({**doc, "figures": []})
+    assert 'class="warn judge-unreliable null-model-test">Unreliable judge setup: the null model' in html
+    assert "(null model: the same answer to every question)" in html and 'class="n style-bt"' in html
+    good = json.loads(ae.read_text())[:20]
+    self_only = tmp_path / "self.json"
+    self_only.write_text(json.dumps([dict(x, generator_2=x["generator_1"]) for x in good]))
+    cases = [(["-r", str(ae), "--null-model", "nobody"], "--null-model nobody: no judgment involves this model"),
+             (["-r", str(ae), "--null-model", "gpt4_1106_preview"], "is the baseline"),
+             (["-r", str(self_only)], "every judgment compares gpt4_1106_preview with itself"),
+             (["-r", str(ae), "--null-model-threshold", "150"], "--null-model-threshold")]
+    for k, (args, needle) in enumerate(cases):
+        r = run_cli("eval", "leaderboard", *args, "-o", str(tmp_path / f"bad{k}"))
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not (tmp_path / f"bad{k}" / "leaderboard.json").exists()

@@ -223,7 +223,7 @@ def test_pairwise_judgments_count_as_fastchats_show_result_with_each_turns_lengt
     r = run_cli("eval", "leaderboard", "-r", str(f), *[x for a in files for x in ("-a", str(a))],
                 "-o", str(tmp_path / "lb"), "--bootstrap", "200")
     assert r.returncode == 0, r.stderr
-    rows = {x["model"]: x for x in json.loads((tmp_path / "lb" / "leaderboard.json").read_text())}
+    rows = {x["model"]: x for x in json.loads((tmp_path / "lb" / "leaderboard.json").read_text())["rows"]}
 
     # FastChat's display_result_pairwise, restated: its counts for gpt-4 against the baseline terse
     win = loss = tie = 0

@@ -63,7 +63,7 @@ def test_results_json_matches_the_stage_outputs(quickstart_run):
     # the leaderboard of the same reviews: every judged model against the teacher, the paper's ratio beside it
     board = {row["model"]: row for row in r["judge"]["leaderboard"]["rows"]}
     assert set(board) == set(summaries) | {"teacher"} and r["judge"]["leaderboard"]["baseline"] == "teacher"
-    assert board == {row["model"]: row for row in json.loads((out / "eval" / "leaderboard" / "leaderboard.json").read_text())}
+    assert board == {row["model"]: row for row in json.loads((out / "eval" / "leaderboard" / "leaderboard.json").read_text())["rows"]}
     for m in summaries:
         assert board[m]["n_total"] + board[m]["n_missing"] == 6 and board[m]["length_controlled_winrate"] is not None
         lo, hi = board[m]["ci95"]

@@ -23,6 +23,7 @@ from gpt4llm.backends.base import GenParams
 from gpt4llm.backends.journal import Journal
 from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
+from gpt4llm.eval import null_model as exploit
 from gpt4llm.eval.questions import load_answer_file, load_questions
 from gpt4llm.eval.verdict import MAX_PARSE_FAILURE_SHARE, out_of_range, parse_verdict, review_messages, reviewers, summarize
 from gpt4llm.schemas import Review
@@ -63,6 +64,12 @@ class JudgeSettings(ModelCallSettings):
     """Judge what is there when an answer file lacks some questions (else stop and list them)."""
     import_reviews: Annotated[str | None, Opt(pipeline=True)] = None
     """Summarize an existing FastChat review file instead of judging."""
+    null_model: bool = False
+    """Also judge a null model (id null-model) that gives --null-answer to every question: the exploit test (Zheng et al. 2024); above --null-model-threshold the judge setup is unreliable."""
+    null_answer: str = Field(exploit.DEFAULT_ANSWER, min_length=1)
+    """The null model's answer to every question (default: a constant non-answer)."""
+    null_model_threshold: float = Field(exploit.THRESHOLD, ge=0, le=100)
+    """Percent: a null model whose win rate (wins + ties / 2) is above it marks every model's verdict unreliable."""
     max_usd: USD = None
     """Budget cap for the judge, follow-ups included (exit 3 when reached)."""
     leaderboard: Annotated[bool, Opt(cli=False)] = False
@@ -130,6 +137,10 @@ def run(cfg: JudgeSettings) -> JudgeSummary:
     qids = {q.question_id for q in questions}
     ref_id, ref = load_answers(cfg.reference, qids, cfg.allow_missing)
     models = [load_answers(p, qids, cfg.allow_missing) for p in cfg.answers]
+    if cfg.null_model:  # the exploit test: one more contender, judged and journaled like the others
+        if exploit.NULL_ID in {ref_id, *(m for m, _ in models)}:
+            raise UserError(f"--null-model: a model of --answers or --reference is already called {exploit.NULL_ID}")
+        models.append((exploit.NULL_ID, exploit.answers(qids, cfg.null_answer)))
     backend = open_backend(cfg.judge, "--judge", cfg.backend, quiet=cfg.quiet, output=cfg.output)
     orders = (0, 1) if cfg.orders == "both" else (0,)
     items = []  # (model_id, question, order, answer1, answer2)
@@ -188,6 +199,8 @@ def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) ->
             meta["score_mass"] = v["score_mass"]
         if v.get("score") is not None:
             meta["out_of_range"] = out_of_range(v["score"])
+        if model_id == exploit.NULL_ID and cfg.null_model:
+            meta.update(exploit.meta(cfg.null_answer))
         reviews.append(Review(review_id=rid, question_id=q.question_id, answer1_id=a1.get("answer_id"),
                               answer2_id=a2.get("answer_id"), reviewer_id=reviewer_id(backend.model, v["pid"]),
                               text=v["text"], score=v["score"] if v.get("score") is not None else [-1, -1],
@@ -208,6 +221,8 @@ def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) ->
         s["reask_cost_usd"] = None if any(c is None for c in costs) else round(sum(costs), 6)
         s["reliability"] = reliability(s)
         summaries[model_id] = s
+    if cfg.null_model:  # the exploit test marks every model's verdict, as one judge setup gave them all
+        exploit.mark_judge(summaries, cfg.null_model_threshold)
     totals = {"reasks": asked.reasks, "reasks_rescued": asked.rescued, "reask_cost_usd": asked.reask_cost_usd}
     io.write_json(Path(f"{cfg.output}.summary.json"), {"models": summaries, "calls": totals})
     drawable = {m: s for m, s in summaries.items() if s["ratio_percent"] is not None}

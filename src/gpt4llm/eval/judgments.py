@@ -37,11 +37,13 @@ class Judgment:
     other_len: int | None
     where: str
     index: int | None = None  # position in an AlpacaEval annotation file (its instruction index there)
+    model_text: str | None = None  # the judged outputs, when known (style control counts their markdown)
+    other_text: str | None = None
 
     def flipped(self) -> "Judgment":
         return Judgment(self.question, self.cluster, self.other, self.model,
                         None if self.preference is None else 3.0 - self.preference, self.other_len, self.model_len,
-                        self.where, self.index)
+                        self.where, self.index, self.other_text, self.model_text)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Source:
     judgments: list[Judgment]
     baselines: set[str]  # the models this file can be read against
     invalid: dict[str, int] = field(default_factory=dict)  # model -> preferences outside [1, 2]
+    null_models: dict[str, str] = field(default_factory=dict)  # eval judge --null-model contenders: id -> its answer
 
 
 # ---------------------------------------------------------------- answers
@@ -158,7 +161,7 @@ def _alpaca_eval(path, rows, answers) -> Source:
         if p is not None and pref is None and not (isinstance(p, float) and math.isnan(p)):
             invalid[d["generator_2"]] += 1
         out.append(Judgment(d["instruction"], d["instruction"], d["generator_2"], d["generator_1"], pref,
-                            len(d["output_2"]), len(d["output_1"]), row.where, n))
+                            len(d["output_2"]), len(d["output_1"]), row.where, n, d["output_2"], d["output_1"]))
     return Source(path, "AlpacaEval annotations", out, {j.other for j in out} if len({j.other for j in out}) == 1
                   else set(), dict(invalid))
 
@@ -176,6 +179,7 @@ def _win(a: float, b: float) -> float:
 
 def _gpt4llm(path, rows, answers) -> Source:
     per_q: dict[tuple, dict] = {}
+    null: dict[str, str] = {}
     for row in rows:
         d, meta = row.data, row.data["meta"]
         s = _scores(row)
@@ -183,15 +187,19 @@ def _gpt4llm(path, rows, answers) -> Source:
         first = meta.get("order", "model_first") == "model_first"
         mid, rid = (d.get("answer1_id"), d.get("answer2_id")) if first else (d.get("answer2_id"), d.get("answer1_id"))
         slot = per_q.setdefault((model, ref, str(qid)), {"prefs": [], "where": row.where, "mid": mid, "rid": rid})
+        if meta.get("null_model") and isinstance(meta.get("null_answer"), str):
+            null[model] = meta["null_answer"]  # the same text for every question, kept in the review itself
         if s is not None:
             slot["prefs"].append(_win(*(s if first else (s[1], s[0]))))
     out = []
     for (model, ref, qid), v in per_q.items():
         pref = sum(v["prefs"]) / len(v["prefs"]) if v["prefs"] else None
         ml, rl = answers.text(v["mid"], model, qid), answers.text(v["rid"], ref, qid)
+        ml = null.get(model) if ml is None else ml
         out.append(Judgment(qid, qid, model, ref, pref, None if ml is None else len(ml), None if rl is None else len(rl),
-                            v["where"]))
-    return Source(path, "gpt4llm reviews", out, {j.other for j in out} if len({j.other for j in out}) == 1 else set())
+                            v["where"], model_text=ml, other_text=rl))
+    return Source(path, "gpt4llm reviews", out, {j.other for j in out} if len({j.other for j in out}) == 1 else set(),
+                  null_models=null)
 
 
 def _fastchat_review(path, rows, answers) -> Source:
@@ -209,7 +217,7 @@ def _fastchat_review(path, rows, answers) -> Source:
         qid = str(d["question_id"])
         t1, t2 = answers.text(d.get("answer1_id"), m1, qid), answers.text(d.get("answer2_id"), m2, qid)
         out.append(Judgment(qid, qid, m1, m2, None if s is None else _win(*s), None if t1 is None else len(t1),
-                            None if t2 is None else len(t2), row.where))
+                            None if t2 is None else len(t2), row.where, model_text=t1, other_text=t2))
     return Source(path, "FastChat reviews", out, _common(out))
 
 
@@ -235,7 +243,8 @@ def _fastchat_pair(path, rows, answers) -> Source:
             raise UserError(f"{row.where}: 'turn' must be 1, 2, ..., got {turn!r}")
         t1, t2 = answers.turn(m1, qid, turn), answers.turn(m2, qid, turn)
         out.append(Judgment(f"{qid}#turn{turn}", qid, m1, m2, pref,
-                            None if t1 is None else len(t1), None if t2 is None else len(t2), row.where))
+                            None if t1 is None else len(t1), None if t2 is None else len(t2), row.where,
+                            model_text=t1, other_text=t2))
     return Source(path, "FastChat pairwise judgments", out, _common(out))
 
 

@@ -25,8 +25,17 @@ estimator (``eval.alpaca_lc``: per model, its GLM and fit); ``lc_shared_slope_wi
 ``lc_shared_slope_se`` ours, one length slope for the board (``eval.winrates``); ``bt_*`` and ``ci95``
 Bradley-Terry with a question bootstrap (an unbounded end is null).
 
-Review files hold no texts, so the length columns need the answer files (``--answers``, FastChat's
-answer or model_answer format); without them those columns are empty and the row says why.
+``style_bt_*`` and ``style_ci95``: Bradley-Terry with style covariates (answer length and markdown
+headers, bold, list items), Chatbot Arena's style control (``eval.style``), so a judge's taste for
+long, formatted answers is not counted as quality; the fitted style coefficients go to the board.
+
+Review files hold no texts, so the length and style columns need the answer files (``--answers``,
+FastChat's answer or model_answer format); without them those columns are empty and the row says why.
+
+A null model (``eval judge --null-model``, or ``--null-model NAME``: one answer for every question)
+is a row marked ``null_model``; when one of its win rates is above ``--null-model-threshold`` the
+board says the judge setup is unreliable (``eval.null_model``). It is left out of the fits shared by
+the board (shared-slope length control, style control) so that the probe moves no other figure.
 """
 
 from __future__ import annotations
@@ -45,11 +54,13 @@ from gpt4llm import io
 from gpt4llm.errors import UserError
 from gpt4llm.eval import alpaca_lc, winrates
 from gpt4llm.eval.judgments import Judgment, Source, load_answers, read_source
+from gpt4llm.eval import null_model as exploit, style
 from gpt4llm.settings import Opt, Settings
 
 COLUMNS = ["model", "baseline", "win_rate", "standard_error", "n_wins", "n_wins_base", "n_draws", "n_total",
            "n_missing", "n_invalid", "discrete_win_rate", "avg_length", "length_controlled_winrate", "lc_standard_error",
-           "lc_shared_slope_winrate", "lc_shared_slope_se", "bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95", "note"]
+           "lc_shared_slope_winrate", "lc_shared_slope_se", "bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95",
+           *style.COLUMNS, "null_model", "note"]
 BT = ("bt_score", "ci95", "bt_win_rate", "bt_win_rate_ci95")
 
 
@@ -64,12 +75,16 @@ class LeaderboardSettings(Settings):
     """Answer files (FastChat formats) for the models of review files: their lengths (and FastChat reviews' model names)."""
     baseline: str | None = None
     """The model every row is compared with (needed when the files' baselines differ)."""
-    sort: Literal["lc", "lc-shared", "raw", "bt"] = "lc"
-    """Order of the rows: AlpacaEval's length-controlled win rate, the shared-slope one, raw win rate, or Bradley-Terry."""
+    sort: Literal["lc", "lc-shared", "raw", "bt", "style"] = "lc"
+    """Order of the rows: AlpacaEval's length-controlled win rate, the shared-slope one, raw win rate, Bradley-Terry, or style-controlled Bradley-Terry."""
     bootstrap: int = Field(1000, ge=200)
     """Bootstrap resamples of the questions for the Bradley-Terry intervals."""
     seed: int = 0
     """Seed of the bootstrap."""
+    null_model: str | None = None
+    """The model that gives one answer to every question (eval judge --null-model marks its own reviews): a row marked as such, and the exploit test."""
+    null_model_threshold: float = Field(exploit.THRESHOLD, ge=0, le=100)
+    """The judge setup is unreliable when the null model's raw or length-controlled win rate is above this (percent)."""
     instruction_difficulty: Path | None = None
     """AlpacaEval's instruction_difficulty.csv (its hub dataset): with its annotation files, its own LC GLM with difficulty."""
     length_prior: tuple[float, float] = winrates.BETA_PRIOR
@@ -94,6 +109,10 @@ class Leaderboard:
     files: list[Path]
     beta: float | None
     notes: list[str]
+    style: dict | None = None
+    """The style-controlled fit's coefficients and games (eval.style), None without texts."""
+    reliability: dict | None = None
+    """The null-model exploit test (eval.null_model.verdict), None without a null model."""
 
 
 # ---------------------------------------------------------------- the table
@@ -138,9 +157,11 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
     answers = load_answers(cfg.answers or [])
     sources = [read_source(p, answers) for p in cfg.reviews]
     baseline = choose_baseline(sources, cfg.baseline)
+    nulls = exploit.names(sources, cfg.null_model, baseline)
     vs_base: dict[str, list[Judgment]] = defaultdict(list)
     games, seen, notes = [], {}, []
     invalid: dict[str, int] = defaultdict(int)
+    sgames: list[tuple] = []  # the games whose two texts are known (style control), the null models' apart
     for s in sources:
         for m, n in s.invalid.items():
             invalid[m] += n
@@ -156,9 +177,14 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
             seen[key] = (s.path, j.where)
             if j.preference is not None:
                 games.append((j.cluster, j.model, j.other, j.preference - 1.0))
+                if j.model_text is not None and j.other_text is not None and not nulls & {j.model, j.other}:
+                    sgames.append((j.cluster, j.model, j.other, j.preference - 1.0, j.model_text, j.other_text))
             if baseline in (j.model, j.other):
                 vs_base[(j if j.other == baseline else j.flipped()).model].append(
                     j if j.other == baseline else j.flipped())
+    if not games and not vs_base:
+        raise UserError(f"{sources[0].path}: every judgment compares {baseline} with itself; a leaderboard needs "
+                        "judgments of at least one other model")
     games, left_out = connected(games, baseline)
     if left_out:
         notes.append(f"left out: {', '.join(left_out)} (no chain of judgments connects them to {baseline})")
@@ -188,10 +214,30 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
                                f"AlpacaEval annotation files in AlpacaEval's order, and these are {len(js)} judgments)")
         ae[m] = alpaca_lc.length_controlled([j.preference for j in js], [j.model_len for j in js],
                                             [j.other_len for j in js], d)
-    shared = winrates.length_controlled(
-        {m: [(j.question, j.preference, j.model_len, j.other_len) for j in js] for m, js in known.items()},
-        tuple(cfg.length_prior), cfg.difficulty_sd) if known else {"models": {}, "beta": None}
+    lc_rows = {m: [(j.question, j.preference, j.model_len, j.other_len) for j in js] for m, js in known.items()}
+    board_lc = {m: r for m, r in lc_rows.items() if m not in nulls}
+    shared = winrates.length_controlled(board_lc, tuple(cfg.length_prior), cfg.difficulty_sd) if board_lc else {
+        "models": {}, "beta": None}
+    for m in nulls & lc_rows.keys():  # a null model alone: the probe must not move the board's shared slope
+        shared["models"][m] = winrates.length_controlled({m: lc_rows[m]}, tuple(cfg.length_prior),
+                                                         cfg.difficulty_sd)["models"].get(m)
     bt = winrates.bradley_terry(games, baseline, cfg.bootstrap, cfg.seed) if games else {}
+    placed = {p for g in games for p in g[1:3]}
+    sc = style.board(sgames, baseline, placed, cfg.bootstrap, cfg.seed) if sgames else None
+    n_style, n_games = defaultdict(int), defaultdict(int)
+    for g in sgames:
+        n_style[g[1]] += 1
+        n_style[g[2]] += 1
+    for g in games:
+        n_games[g[1]] += 1
+        n_games[g[2]] += 1
+
+    def style_cells(row: dict, m: str) -> list[str]:
+        row.update({k: ((sc or {}).get("models", {}).get(m) or {}).get(k) for k in style.COLUMNS})
+        row["null_model"] = True if m in nulls else None
+        why = style.row_note(m, sc, n_style[m], n_games[m], m in nulls)
+        return (["null model: the same answer to every question (the exploit test)"] if m in nulls else []) + (
+            [why] if why else [])
     for row in rows:
         m = row["model"]
         got, sh = ae.get(m), shared["models"].get(m)
@@ -203,29 +249,33 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
         why = [] if m not in ae_notes else [ae_notes[m]]
         if not got:
             why.append("no length-controlled rate: the lengths of some answers are unknown (review files hold answer "
-                       "ids, not texts; pass the answer files with --answers)")
+                       "ids, not texts; pass the answer files with --answers, which style control needs too)")
         if row["n_missing"]:
             why.append(f"{row['n_missing']} judgments without a preference (counted apart, not in n_total)")
         if row["n_invalid"]:
             why.append(f"{row['n_invalid']} preferences outside [1, 2] (counted apart, not in n_total)")
         why += _unbounded(bt.get(m))
+        why = style_cells(row, m) + why
         row["note"] = "; ".join(why)
     others = sorted({p for g in games for p in g[1:3]} - set(vs_base) - {baseline})
     for m in others:  # compared only with other models: a Bradley-Terry score, no win rate against the baseline
         row = {c: None for c in COLUMNS} | {"model": m, "baseline": baseline}
         row.update({k: bt[m][k] for k in BT})
-        row["note"] = "; ".join([f"not judged against {baseline}: Bradley-Terry score only", *_unbounded(bt[m])])
+        row["note"] = "; ".join([*style_cells(row, m), f"not judged against {baseline}: Bradley-Terry score only",
+                                 *_unbounded(bt[m])])
         rows.append(row)
     base_row = {c: None for c in COLUMNS} | {"model": baseline, "baseline": baseline, "win_rate": 50.0,
                                              "discrete_win_rate": 50.0, "length_controlled_winrate": 50.0,
                                              "lc_shared_slope_winrate": 50.0, "note": "the baseline"}
     if bt:
         base_row.update({k: bt[baseline][k] for k in BT})
+    if sc is not None:
+        base_row.update({k: sc["models"][baseline][k] for k in style.COLUMNS})
     rows.append(base_row)
     rows = [{c: r.get(c) for c in COLUMNS} for r in rows]  # every row with every column, in one order
     # bt sorts by bt_win_rate: the same order as bt_score, with a score unbounded above (win rate 100) first
     key = {"lc": "length_controlled_winrate", "lc-shared": "lc_shared_slope_winrate", "raw": "win_rate",
-           "bt": "bt_win_rate"}[cfg.sort]
+           "bt": "bt_win_rate", "style": "style_bt_win_rate"}[cfg.sort]
     rows.sort(key=lambda r: (r[key] is None, -(r[key] or 0.0)))
     if ae:
         glms = sorted({v["glm"] for v in ae.values()})
@@ -234,13 +284,19 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
                               "lc_standard_error, the spread of its per-instruction predictions, is empty") + ")")
     if shared.get("beta") is not None:
         notes.append(f"lc_shared_slope_winrate: judge's length slope beta = {shared['beta']:.3f} (se "
-                     f"{shared['beta_se']:.3f}), shared by {len(shared['models'])} model(s); difficulty sd "
-                     f"{cfg.difficulty_sd}")
+                     f"{shared['beta_se']:.3f}), shared by {len(set(shared['models']) - nulls)} model(s); "
+                     f"difficulty sd {cfg.difficulty_sd}")
     if any(r["model"] in bt and bt[r["model"]]["bt_unbounded"] for r in rows):
         notes.append("Bradley-Terry: an empty score or interval end is unbounded (no finite maximum-likelihood "
                      "estimate: a model that wins, or loses, every game); the finite end is the likelihood-ratio bound")
+    notes += style.board_notes(sc)
+    verdict = exploit.verdict({r["model"]: {k: r[k] for k, _ in exploit.RATES} for r in rows if r["null_model"]},
+                                 cfg.null_model_threshold) if nulls else None
+    notes += verdict["notes"] if verdict else []
     return Leaderboard(rows, baseline, [(s.path, s.kind) for s in sources], Path(cfg.output_dir), [],
-                       shared.get("beta"), notes)
+                       shared.get("beta"), notes,
+                       style=None if sc is None else {k: sc[k] for k in ("coefficients", "games", "separated")},
+                       reliability=verdict)
 
 
 def _unbounded(b: dict | None) -> list[str]:
@@ -264,7 +320,10 @@ def run(cfg: LeaderboardSettings) -> Leaderboard:
     out = board.output_dir
     out.mkdir(parents=True, exist_ok=True)
     rows = board.rows
-    io.write_json(out / "leaderboard.json", rows)
+    # the rows, and what belongs to the board: the style coefficients, the exploit test, the notes
+    io.write_json(out / "leaderboard.json", {"baseline": board.baseline, "rows": rows,
+                                             "style": board.style, "reliability": board.reliability,
+                                             "notes": board.notes})
     buf = _io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
     w.writeheader()
@@ -286,21 +345,31 @@ def table_text(board: Leaderboard) -> str:
         return inf if v is None else f"{v:.0f}"
 
     head = (f"{'model':<30} {'LC(AE)':>7} {'± se':>5} {'LC(sh)':>7} {'± se':>5} {'win':>7} {'± se':>5} {'BT':>6} "
-            f"{'95% CI':>14} {'n':>4} {'len':>5}")
+            f"{'95% CI':>14} {'BT(sc)':>6} {'95% CI':>14} {'n':>4} {'len':>5}")
     lines = [f"leaderboard against {board.baseline} ({', '.join(k for _, k in board.sources)})", head]
     for r in board.rows:
         ci = f"[{end(r['ci95'][0], '-inf')}, {end(r['ci95'][1], 'inf')}]" if r.get("ci95") else ""
         bt = f(r["bt_score"], 0) or ("inf" if r.get("ci95") and r["ci95"][1] is None else
                                      "-inf" if r.get("ci95") and r["ci95"][0] is None else "")
+        sci = f"[{end(r['style_ci95'][0], '-inf')}, {end(r['style_ci95'][1], 'inf')}]" if r.get("style_ci95") else ""
+        sbt = f(r["style_bt_score"], 0) or {"above": "inf", "below": "-inf"}.get(
+            (r.get("style_bt_win_rate") == 100.0 and "above") or (r.get("style_bt_win_rate") == 0.0 and "below"), "")
         lines.append(f"{r['model'][:30]:<30} {f(r['length_controlled_winrate']):>7} {f(r['lc_standard_error']):>5} "
                      f"{f(r['lc_shared_slope_winrate']):>7} {f(r['lc_shared_slope_se']):>5} "
-                     f"{f(r['win_rate']):>7} {f(r['standard_error']):>5} {bt:>6} {ci:>14} "
+                     f"{f(r['win_rate']):>7} {f(r['standard_error']):>5} {bt:>6} {ci:>14} {sbt:>6} {sci:>14} "
                      f"{r['n_total'] if r['n_total'] is not None else '':>4} "
                      f"{r['avg_length'] if r['avg_length'] is not None else '':>5}")
         if r.get("note") and r["model"] != board.baseline:
             lines.append(f"    {r['note']}")
     lines.append("  LC(AE): AlpacaEval's length-controlled win rate (its estimator); LC(sh): one length slope for the "
-                 "board (ours); win: raw; BT: Bradley-Terry, Elo scale")
+                 "board (ours); win: raw; BT: Bradley-Terry, Elo scale; BT(sc): Bradley-Terry with style control")
     lines += [f"  {n}" for n in board.notes]
+    if style.style_text(board.style):
+        lines.append(f"  {style.style_text(board.style)}")
+    if board.reliability and board.reliability["unreliable"]:
+        lines.append(f"  UNRELIABLE JUDGE SETUP: {'; '.join(board.reliability['reasons'])}")
+    elif board.reliability:
+        lines.append(f"  null-model exploit test passed: every null model at or below "
+                     f"{board.reliability['threshold']:g}%")
     lines.append(f"wrote {', '.join(str(p) for p in board.files)}")
     return "\n".join(lines)

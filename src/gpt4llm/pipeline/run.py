@@ -386,9 +386,10 @@ class Runner:
 
             board = leaderboard.run(leaderboard.LeaderboardSettings(
                 reviews=[str(r.output)], answers=[ref, *answers], output_dir=st.p("eval", "leaderboard"),
-                seed=st.pipe.seed))
+                seed=st.pipe.seed, null_model_threshold=j.null_model_threshold))
             out["leaderboard"] = {"rows": board.rows, "baseline": board.baseline, "notes": board.notes,
-                                  "figures": [str(f) for f in board.files]}
+                                  "figures": [str(f) for f in board.files], "style": board.style,
+                                  "reliability": board.reliability}
         if j.human_db:
             from gpt4llm.eval import agreement
 
