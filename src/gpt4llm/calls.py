@@ -158,7 +158,8 @@ async def _run(backend: Backend, journal: Journal, requests: list[Request], labe
                 journal.record(req.key, backend.kind, backend.model, req.payload(), text=res.text,
                                finish_reason=res.finish_reason, prompt_tokens=res.prompt_tokens,
                                completion_tokens=res.completion_tokens, cost_usd=res.cost_usd,
-                               latency_s=res.latency_s, error=res.error)
+                               latency_s=res.latency_s, error=res.error, model_returned=res.model_returned,
+                               system_fingerprint=res.system_fingerprint)
                 stats.called += 1
                 tokens += res.prompt_tokens + res.completion_tokens
                 cost += res.cost_usd or 0.0

@@ -142,6 +142,9 @@ class Asked:
     attempts: int = 0
     followup_cost_usd: float | None = 0.0
     """What the follow-ups cost (None when the price is unknown)."""
+    model_returned: str | None = None
+    """The model id the endpoint said answered the last call read (None: not told)."""
+    system_fingerprint: str | None = None
 
 
 @dataclass
@@ -158,9 +161,10 @@ class AskStats:
 def ask_until_parsed(backend: Backend, journal: Journal, items: list[tuple[Any, list[dict]]],
                      parse: Callable[[str], tuple[Any, str]], followup: str, *, params: GenParams,
                      max_reasks: int, label: str, quiet: bool = False, prices: Prices | None = None,
-                     max_usd: float | None = None) -> tuple[dict[Any, Asked], AskStats]:
-    """Ask each ``(tag, messages)`` item; ``parse(text)`` gives ``(value, rule)`` or ``(None, reason)``."""
-    budget = Budget(max_usd) if max_usd is not None else None
+                     max_usd: float | None = None, budget: Budget | None = None) -> tuple[dict[Any, Asked], AskStats]:
+    """Ask each ``(tag, messages)`` item; ``parse(text)`` gives ``(value, rule)`` or ``(None, reason)``.
+    ``budget``: one cap shared with other askers (a judge panel), instead of a cap of ``max_usd`` of its own."""
+    budget = budget or (Budget(max_usd) if max_usd is not None else None)
     conversation = {tag: list(messages) for tag, messages in items}
     results: dict[Any, Asked] = {tag: Asked("not_run", reason="not run (budget reached first)") for tag, _ in items}
     out = AskStats(None)
@@ -195,6 +199,7 @@ def ask_until_parsed(backend: Backend, journal: Journal, items: list[tuple[Any, 
             else:
                 a.followups.append(e.text)
             a.attempts = attempt + 1
+            a.model_returned, a.system_fingerprint = e.model_returned, e.system_fingerprint
             value, why = parse(e.text)
             if value is not None:
                 a.status, a.value, a.rule, a.reason = "ok", value, why if attempt == 0 else "followup", ""

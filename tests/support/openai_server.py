@@ -40,11 +40,16 @@ class Fault:
 
 class OpenAIServer:
     """``reply(body)`` (optional) writes the answer to a request instead of ``answer_for``: a text,
-    or (text, usage dict); ``delay`` may be a number or a callable giving seconds per request."""
+    or (text, usage dict); ``delay`` may be a number or a callable giving seconds per request.
+    The response names the model as ``served_as`` maps the requested one (default: as requested),
+    and carries ``system_fingerprint`` when it is set, as OpenAI's do: change them between runs to
+    stand for a new version of the model behind the same name."""
 
     def __init__(self, api_key: str = "test-key", delay: float | Callable = 0.0, fault: Callable | None = None,
                  reply: Callable | None = None):
         self.api_key, self.delay, self.fault, self.reply = api_key, delay, fault, reply
+        self.served_as: dict[str, str] = {}
+        self.system_fingerprint: str | None = None
         self.requests: list[dict] = []
         self.attempts: Counter = Counter()
         self.lock = threading.Lock()
@@ -119,8 +124,10 @@ class OpenAIServer:
                     choice = {"index": 0, "text": text, "finish_reason": "length" if length else "stop"}
                     obj = "text_completion"
                 try:
+                    extra = {"system_fingerprint": server.system_fingerprint} if server.system_fingerprint else {}
                     self._send(200, {"id": "cmpl-1", "object": obj, "created": int(time.time()),
-                                     "model": body.get("model"), "choices": [choice], "usage": usage})
+                                     "model": server.served_as.get(body.get("model"), body.get("model")),
+                                     "choices": [choice], "usage": usage, **extra})
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout) before the slow answer came
 

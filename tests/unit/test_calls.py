@@ -47,3 +47,22 @@ def test_stats_of_two_rounds_add_up():
     assert m.cost_usd == 0.5 and m.budget_reached and m.max_usd == 2.0 and m.seconds == 1.0
     assert a.merge(None) is a
     assert a.merge(CallStats(cost_usd=None, new_cost_usd=None)).cost_usd is None  # an unknown price stays unknown
+
+
+def test_the_journal_keeps_the_model_id_and_fingerprint_the_endpoint_returned(tmp_path, openai_server):
+    """An OpenAI-compatible response names the model that answered (a dated snapshot for "gpt-4o") and
+    its serving configuration: both are journaled with the call, and a call whose response names
+    neither is journaled with neither (unknown, never guessed)."""
+    from gpt4llm.calls import run_calls
+
+    openai_server.served_as = {"gpt-4o": "gpt-4o-2024-08-06"}
+    openai_server.system_fingerprint = "fp_f33667828e"
+    backend = create_backend("openai:gpt-4o", "--model", base_url=openai_server.url, api_key=openai_server.api_key)
+    with Journal(tmp_path / "j.sqlite") as journal:
+        stats = run_calls(backend, journal, [Request(GenParams(), messages=[{"role": "user", "content": "hi"}])], quiet=True)
+        (e,) = stats.entries.values()
+        assert (e.model_returned, e.system_fingerprint) == ("gpt-4o-2024-08-06", "fp_f33667828e")
+        openai_server.system_fingerprint = None  # e.g. vLLM: the served name only
+        stats = run_calls(backend, journal, [Request(GenParams(), messages=[{"role": "user", "content": "ho"}])], quiet=True)
+        (e,) = stats.entries.values()
+        assert (e.model_returned, e.system_fingerprint) == ("gpt-4o-2024-08-06", None)

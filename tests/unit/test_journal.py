@@ -103,14 +103,38 @@ def test_schema_version_is_read_and_an_old_journal_is_migrated(tmp_path):
     db.commit()
     db.close()
     with Journal(path) as j:
-        assert j.schema_version == SCHEMA_VERSION == 2
+        assert j.schema_version == SCHEMA_VERSION == 3
         assert j.lookup(["k"])["k"].text == "kept"
+        assert j.lookup(["k"])["k"].model_returned is None  # unknown, never guessed
         j.add_batch("b1", "http://x/v1", "m", "/v1/chat/completions", "file-1", 0, ["k"])
         assert [r[0] for r in j.open_batches("http://x/v1", "m", ("collected",))] == ["b1"]
         j.update_batch("b1", status="collected")
         assert j.open_batches("http://x/v1", "m", ("collected",)) == []
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM info WHERE name='schema_version'").fetchone()[0] == "2"
+    assert db.execute("SELECT value FROM info WHERE name='schema_version'").fetchone()[0] == "3"
+
+
+def test_a_version_2_journal_gets_the_returned_model_columns_and_keeps_its_calls(tmp_path):
+    """Version 2 (before fingerprints): its calls are read (model_returned unknown) and new calls
+    record the model id and system fingerprint the endpoint returned."""
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE calls (key TEXT PRIMARY KEY, backend TEXT NOT NULL, model TEXT NOT NULL,
+        request TEXT NOT NULL, status TEXT NOT NULL, text TEXT, finish_reason TEXT, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0, cost_usd REAL, latency_s REAL NOT NULL DEFAULT 0, created REAL NOT NULL,
+        error TEXT, attempts INTEGER NOT NULL DEFAULT 1);
+        CREATE TABLE info (name TEXT PRIMARY KEY, value TEXT);
+        INSERT INTO info VALUES ('schema_version', '2');
+        INSERT INTO calls (key, backend, model, request, status, text, created) VALUES ('old', 'openai', 'm', '{}', 'ok', 'x', 0);""")
+    db.commit()
+    db.close()
+    with Journal(path) as j:
+        j.record("new", "openai", "gpt-4o", REQ, text="y", model_returned="gpt-4o-2024-08-06", system_fingerprint="fp_1")
+        got = j.lookup(["old", "new"])
+    assert (got["old"].text, got["old"].model_returned, got["old"].system_fingerprint) == ("x", None, None)
+    assert (got["new"].model_returned, got["new"].system_fingerprint) == ("gpt-4o-2024-08-06", "fp_1")
+    with Journal(path) as j:  # opened again: nothing to migrate, nothing lost
+        assert j.schema_version == 3 and j.lookup(["new"])["new"].model_returned == "gpt-4o-2024-08-06"
 
 
 def test_a_journal_from_a_newer_version_is_refused(tmp_path):

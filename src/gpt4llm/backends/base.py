@@ -65,6 +65,10 @@ class Result:
     error: str | None = None
     cost_usd: float | None = None
     skipped: str | None = None  # not sent at all (e.g. "budget"): nothing to journal
+    model_returned: str | None = None
+    """The model id the endpoint says answered (OpenAI's ``model``: "gpt-4o-2024-08-06" for "gpt-4o")."""
+    system_fingerprint: str | None = None
+    """The endpoint's ``system_fingerprint`` (its serving configuration); local: a hash of the weights."""
 
     @property
     def ok(self) -> bool:

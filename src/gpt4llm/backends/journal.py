@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS calls (
     latency_s REAL NOT NULL DEFAULT 0,
     created REAL NOT NULL,          -- unix time of the result
     error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 1
+    attempts INTEGER NOT NULL DEFAULT 1,
+    model_returned TEXT,            -- the model id the endpoint said answered (OpenAI's ``model``)
+    system_fingerprint TEXT         -- the endpoint's ``system_fingerprint``; local: a hash of the weights
 );
 CREATE TABLE IF NOT EXISTS info (name TEXT PRIMARY KEY, value TEXT);
 """
@@ -57,26 +59,41 @@ CREATE INDEX IF NOT EXISTS batches_open ON batches (base_url, model, status);
 """
 # Journals are kept across versions of gpt4llm: each version's file is read by every later one.
 # MIGRATIONS[v] takes a file of version v to v + 1; a file of a newer version than this code is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+def _add_fingerprint_columns(db: sqlite3.Connection) -> None:
+    """2 -> 3: which model answered each call, as the endpoint named it (a judge's version is part of
+    its verdict). Old rows keep NULL: unknown, never guessed. A file whose calls table was just made
+    from SCHEMA (it has no version row) already has the columns."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
+    for col in ("model_returned", "system_fingerprint"):
+        if col not in have:
+            db.execute(f"ALTER TABLE calls ADD COLUMN {col} TEXT")
+
+
 MIGRATIONS = {
     1: BATCHES,  # 1 -> 2: the batches table moves into the journal's own schema (created on first use before)
+    2: _add_fingerprint_columns,
 }
 
 # A failed call never overwrites an ok one; an ok one overwrites a failed one.
 UPSERT = """
 INSERT INTO calls (key, backend, model, request, status, text, finish_reason, prompt_tokens,
-                   completion_tokens, cost_usd, latency_s, created, error, attempts)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+                   completion_tokens, cost_usd, latency_s, created, error, attempts, model_returned,
+                   system_fingerprint)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
 ON CONFLICT(key) DO UPDATE SET
     status = excluded.status, text = excluded.text, finish_reason = excluded.finish_reason,
     prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
     cost_usd = excluded.cost_usd, latency_s = excluded.latency_s, created = excluded.created,
-    error = excluded.error, attempts = calls.attempts + 1
+    error = excluded.error, attempts = calls.attempts + 1, model_returned = excluded.model_returned,
+    system_fingerprint = excluded.system_fingerprint
 WHERE calls.status != 'ok'
 """
 
 COLUMNS = ("key", "status", "text", "finish_reason", "prompt_tokens", "completion_tokens",
-           "cost_usd", "latency_s", "created", "error", "attempts")
+           "cost_usd", "latency_s", "created", "error", "attempts", "model_returned", "system_fingerprint")
 
 
 def call_key(backend: str, model: str, request: dict[str, Any]) -> str:
@@ -101,6 +118,9 @@ class Entry:
     created: float
     error: str | None
     attempts: int
+    model_returned: str | None = None
+    """The model id the endpoint said answered (None: not told, or journaled before gpt4llm recorded it)."""
+    system_fingerprint: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -134,7 +154,8 @@ class Journal:
         if self.new:
             self.db.executescript(BATCHES)
         while version < SCHEMA_VERSION:
-            self.db.executescript(MIGRATIONS[version])
+            step = MIGRATIONS[version]
+            step(self.db) if callable(step) else self.db.executescript(step)
             version += 1
         self.db.execute("INSERT OR REPLACE INTO info VALUES ('schema_version', ?)", (str(version),))
         return version
@@ -167,13 +188,14 @@ class Journal:
     def record(self, key: str, backend: str, model: str, request: dict[str, Any], *,
                text: str | None = None, finish_reason: str | None = None,
                prompt_tokens: int = 0, completion_tokens: int = 0, cost_usd: float | None = None,
-               latency_s: float = 0.0, error: str | None = None) -> None:
+               latency_s: float = 0.0, error: str | None = None, model_returned: str | None = None,
+               system_fingerprint: str | None = None) -> None:
         """Commit one result: ``ok`` when ``error`` is None, else ``failed`` with the reason."""
         status = "ok" if error is None else "failed"
         self.db.execute(UPSERT, (
             key, backend, model, json.dumps(request, ensure_ascii=False), status, text,
             finish_reason, prompt_tokens, completion_tokens, cost_usd, latency_s, time.time(),
-            error))
+            error, model_returned, system_fingerprint))
 
     # -- the Batch API's batches ----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -141,6 +142,44 @@ def load_model(name: str, device: str = "auto", dtype: str = "auto"):
     return tok, model
 
 
+# What identifies a local model's weights (its fingerprint): small files are hashed whole; a large
+# one by its size and 16 chunks of 64 KiB spread over it, 1 MiB read per file, so a 14 GB checkpoint
+# costs milliseconds, and any training step, which moves every tensor, changes every chunk.
+FINGERPRINT_FILES = (".json", ".jinja", ".model", ".safetensors", ".bin", ".gguf", ".pt", ".pth")
+WHOLE_BELOW = 4 << 20
+CHUNKS, CHUNK = 16, 64 << 10
+
+
+def _file_digest(h, path: Path) -> None:
+    size = path.stat().st_size
+    h.update(f"{path.name}\0{size}\0".encode())
+    with path.open("rb") as f:
+        if size <= WHOLE_BELOW:
+            h.update(f.read())
+            return
+        for i in range(CHUNKS):
+            f.seek((size - CHUNK) * i // (CHUNKS - 1))
+            h.update(f.read(CHUNK))
+
+
+@lru_cache(maxsize=8)
+def weights_fingerprint(name: str) -> str | None:
+    """"weights-sha256:<16 hex>" of a local model's files (the embedded model: its GGUF file), or
+    None for a hub id (its fingerprint is the revision transformers loaded, see ``LocalBackend``)."""
+    if name == EMBEDDED:
+        files = [embedded_gguf()]
+    else:
+        path = Path(resolve(name)[0])
+        if not path.exists():
+            return None  # a hub id
+        files = [path] if path.is_file() else sorted(p for p in path.iterdir()
+                                                     if p.is_file() and p.name.endswith(FINGERPRINT_FILES))
+    h = hashlib.sha256()
+    for f in files:
+        _file_digest(h, f)
+    return "weights-sha256:" + h.hexdigest()[:16]
+
+
 class LocalBackend(Backend):
     kind = "local"
     OPTIONS = {"batch_size", "device", "dtype"}
@@ -152,6 +191,7 @@ class LocalBackend(Backend):
         resolve(model)  # fail on a bad name before any work
         self.batch_size = batch_size
         self.device, self.dtype = device, dtype
+        self.fingerprint: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "batch_size": self.batch_size}
@@ -168,6 +208,9 @@ class LocalBackend(Backend):
         if not requests:
             return
         tok, model = await asyncio.to_thread(load_model, self.model, self.device, self.dtype)
+        revision = getattr(model.config, "_commit_hash", None)  # a hub model: the revision loaded
+        self.fingerprint = (await asyncio.to_thread(weights_fingerprint, self.model)) or (
+            f"revision:{revision}" if revision else None)
         rendered = [(req, *self.render(tok, req)) for req in requests]
         lengths = {id(r): len(tok(text, add_special_tokens=special)["input_ids"]) for r, text, special in rendered}
         # Same parameters in one batch; within that, similar lengths, so padding stays small.
@@ -221,5 +264,5 @@ class LocalBackend(Backend):
                 finish_reason="length" if stop is None else "stop",
                 prompt_tokens=int(plen),
                 completion_tokens=len(row) if stop is None else stop + 1,
-                latency_s=latency))
+                latency_s=latency, model_returned=f"local:{self.model}", system_fingerprint=self.fingerprint))
         return results

@@ -78,9 +78,14 @@ def result_from_body(body: Any, chat: bool, latency: float) -> Result:
     if not isinstance(text, str):
         return Result(error="malformed response: no text", latency_s=latency)
     usage = get(body, "usage") or {}
+    # which model answered, as the endpoint names it ("gpt-4o" is served by a dated snapshot), and its
+    # serving configuration: a judge's verdicts carry both (eval.judge_fingerprint)
+    model, fingerprint = get(body, "model"), get(body, "system_fingerprint")
     return Result(text=text, finish_reason=get(choice, "finish_reason"),
                   prompt_tokens=get(usage, "prompt_tokens") or 0,
-                  completion_tokens=get(usage, "completion_tokens") or 0, latency_s=latency)
+                  completion_tokens=get(usage, "completion_tokens") or 0, latency_s=latency,
+                  model_returned=model if isinstance(model, str) else None,
+                  system_fingerprint=fingerprint if isinstance(fingerprint, str) else None)
 
 
 class Endpoint:
