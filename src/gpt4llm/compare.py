@@ -27,6 +27,7 @@ from gpt4llm.backends.base import GenParams
 from gpt4llm.backends.journal import Journal
 from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
+from gpt4llm.eval import families, judge_fingerprint
 from gpt4llm.eval.questions import load_questions
 from gpt4llm.io import write_json
 from gpt4llm.schemas import Comparison, Question, ScoredResponse, record_id
@@ -80,8 +81,10 @@ class CompareSettings(ModelCallSettings):
     """A response file per source (give 2 or more times): Alpaca with output, or FastChat answers."""
     output: Annotated[Path | None, Opt("-o", pipeline=True)] = None
     """Comparison file (the paper's v2 format, JSONL or .json)."""
-    judge: Annotated[str, Opt(pipeline=True)] = DEFAULT_MODEL
-    """The judge model (the paper: GPT-4; pipeline: models.judge)."""
+    judge: Annotated[list[str], Opt(pipeline=True)] = [DEFAULT_MODEL]
+    """The judge model (the paper: GPT-4; pipeline: models.judge); repeat for a panel: each judge scores every response (<output stem>_<judge> files), the output holds the mean of their scores."""
+    family: list[str] | None = None
+    """PATTERN=FAMILY (repeat): a source's family for the self-preference check, before the built-in table (eval judge --family)."""
     source_names: Annotated[str | None, Opt(pipeline=True)] = None
     """Comma-separated names of the sources, in --responses order (default: meta.model / model_id, else the file name)."""
     sources: Annotated[list[Source] | None, Opt(cli=False)] = None
@@ -98,6 +101,14 @@ class CompareSettings(ModelCallSettings):
     """Budget cap for the judge, follow-ups included (exit 3 when reached)."""
     score_mode: Literal["text", "logprobs"] = "text"
     """text: parse the judge's reply (the paper); logprobs: a local judge's expected score over score tokens."""
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judges(cls, v: Any) -> Any:
+        v = [v] if isinstance(v, str) else v
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError("name each judge once, at least one")
+        return v
 
     @field_validator("sources")
     @classmethod
@@ -122,6 +133,8 @@ class CompareSummary:
     figure: list[Path]
     call_failures: int
     calls: CallStats
+    panel: dict | None = None
+    """A panel's judges, files, per-judge reports and agreement (``compare_panel``)."""
 
 
 def _source_rows(path: str) -> tuple[dict[Any, str], str | None]:
@@ -168,12 +181,17 @@ def load_sources(cfg: CompareSettings, questions: list[Question]) -> dict[str, d
     return sources
 
 
-def run(cfg: CompareSettings) -> CompareSummary:
+def run(cfg: CompareSettings, budget=None) -> CompareSummary:
+    """Score with one judge, or with a panel (``compare_panel``, the mean of its judges' scores)."""
     if not cfg.instructions or not cfg.responses or not cfg.output:
         raise UserError("compare needs --instructions, --responses (2 or more) and --output")
+    if len(cfg.judge) > 1:
+        from gpt4llm import compare_panel
+
+        return compare_panel.run(cfg)
     questions = load_questions(cfg.instructions)
     sources = load_sources(cfg, questions)
-    backend = open_backend(cfg.judge, "--judge", cfg.backend, bulk=True, quiet=cfg.quiet, output=cfg.output)
+    backend = open_backend(cfg.judge[0], "--judge", cfg.backend, bulk=True, quiet=cfg.quiet, output=cfg.output)
     # Per prompt: the responses to score, identical texts once (the first source keeps it).
     items, identical = [], Counter()
     for q in questions:
@@ -187,6 +205,15 @@ def run(cfg: CompareSettings) -> CompareSummary:
                 continue
             seen[text] = name
             items.append((q, name, text))
+    results, asked = rate(cfg, items, backend, budget)
+    return _write(cfg, questions, items, results, identical, backend, asked)
+
+
+def rate(cfg: CompareSettings, items: list[tuple[Question, str, str]], backend,
+         budget=None) -> tuple[dict[tuple, dict], AskStats]:
+    """Score each ``(question, source name, response)`` on its own with the paper's rating prompt (text
+    or logprobs, as ``cfg.score_mode`` says), through the journal: ``{(question_id, name): result}``
+    with ``status`` ok (``score``), parse_failed, call_failed or not_run. Also ``train iterate``'s judge."""
     results: dict[tuple, dict] = {}
     asked = AskStats(None)
     if cfg.score_mode == "logprobs":
@@ -194,15 +221,18 @@ def run(cfg: CompareSettings) -> CompareSummary:
 
         chats = [[{"role": "user", "content": rating_prompt(q.instruction, q.input, t)}] for q, _, t in items]
         with Journal(cfg.journal or journal_path(cfg.output)) as journal:  # a re-run computes none again
-            texts = journaled(journal, cfg.judge, chats, "score", lambda todo: [
-                score_text(e) for e in expected_scores(cfg.judge, todo, batch_size=cfg.backend.batch_size)])
+            texts = journaled(journal, cfg.judge[0], chats, "score", lambda todo: [
+                score_text(e) for e in expected_scores(cfg.judge[0], todo, batch_size=cfg.backend.batch_size)])
+        from gpt4llm.backends.local import weights_fingerprint
+
+        who = {"model_returned": f"local:{backend.model}", "system_fingerprint": weights_fingerprint(backend.model)}
         for (q, name, _), text in zip(items, texts):
             score, rule = parse_score(text)
             results[(q.question_id, name)] = ({"status": "ok", "score": score, "rationale": rationale(text), "attempts": 1,
-                                               "parse_rule": "logprobs", "score_mass": round(masses(text)[0], 6)}
+                                               "parse_rule": "logprobs", "score_mass": round(masses(text)[0], 6), **who}
                                               if score is not None else
                                               {"status": "parse_failed", "reason": "no probability on score tokens",
-                                               "raw": text, "attempts": 1})
+                                               "raw": text, "attempts": 1, **who})
     else:
         with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
             answers, asked = ask_until_parsed(
@@ -210,18 +240,45 @@ def run(cfg: CompareSettings) -> CompareSummary:
                 [((q.question_id, name), [{"role": "user", "content": rating_prompt(q.instruction, q.input, text)}])
                  for q, name, text in items],
                 parse_score, FOLLOWUP, params=cfg.params(), max_reasks=cfg.max_reasks,
-                label=f"compare (judge {backend.model})", quiet=cfg.quiet, prices=cfg.backend.prices_for(cfg.judge),
-                max_usd=cfg.max_usd)
+                label=f"compare (judge {backend.model})", quiet=cfg.quiet, prices=cfg.backend.prices_for(cfg.judge[0]),
+                max_usd=cfg.max_usd, budget=budget)
         for key, a in answers.items():
+            who = {"model_returned": a.model_returned, "system_fingerprint": a.system_fingerprint}
             if a.status == "ok":
                 results[key] = {"status": "ok", "score": a.value, "rationale": rationale(a.text), "attempts": a.attempts,
-                                "parse_rule": a.rule, **({"followups": a.followups} if a.followups else {})}
+                                "parse_rule": a.rule, **({"followups": a.followups} if a.followups else {}), **who}
             elif a.status == "parse_failed":
                 results[key] = {"status": "parse_failed", "reason": a.reason, "raw": a.text, "attempts": a.attempts,
-                                **({"followups": a.followups} if a.followups else {})}
+                                **({"followups": a.followups} if a.followups else {}), **who}
             else:
                 results[key] = {"status": a.status, "reason": a.reason}
-    return _write(cfg, questions, items, results, identical, backend, asked)
+    return results, asked
+
+
+WHO = ("model_returned", "system_fingerprint")  # which model answered a rating call, as the endpoint said
+
+
+def fingerprint(cfg: CompareSettings, results: list[dict]) -> dict:
+    """The judge of one record's scores (``eval.judge_fingerprint``); calls that disagree on the
+    returned model or system fingerprint show every value, sorted, joined by " | "."""
+    def joined(k):
+        values = sorted({r.get(k) for r in results if r.get(k)})
+        return " | ".join(values) if values else None
+
+    return judge_fingerprint.make(cfg.judge[0], joined("model_returned"), joined("system_fingerprint"),
+                                  judge_fingerprint.template_sha256(RATING, FOLLOWUP),
+                                  {**cfg.params().as_dict(), "score_mode": cfg.score_mode})
+
+
+def self_preference(cfg: CompareSettings, per_judge: dict[str, dict[str, list[float]]]) -> list[dict]:
+    """Judges that share a name or family with a source, and that source's mean score by each judge."""
+    overrides = families.parse_overrides(cfg.family)
+    sources = list(next(iter(per_judge.values())))
+    out = []
+    for f in families.flags([j for j in per_judge if not j.startswith("panel")], sources, None, overrides):
+        out.append({**f, "mean_score_by_judge": {j: round(statistics.fmean(s[f["model"]]), 4) if s.get(f["model"])
+                                                 else None for j, s in per_judge.items()}})
+    return out
 
 
 def _write(cfg, questions, items, results, identical, backend, asked: AskStats) -> CompareSummary:
@@ -232,7 +289,8 @@ def _write(cfg, questions, items, results, identical, backend, asked: AskStats) 
     for q in questions:
         entries = by_q.get(q.question_id, [])
         scored = [ScoredResponse(response=t, score=r["score"], source=n) for n, t, r in entries if r["status"] == "ok"]
-        failed = [{"source": n, "response": t, **r} for n, t, r in entries if r["status"] != "ok"]
+        failed = [{"source": n, "response": t, **{k: v for k, v in r.items() if k not in WHO}} for n, t, r in entries
+                  if r["status"] != "ok"]
         errors += [{"question_id": q.question_id, **f} for f in failed if f["status"] in ("call_failed", "not_run")]
         if len(scored) < 2:
             skipped += 1
@@ -241,7 +299,8 @@ def _write(cfg, questions, items, results, identical, backend, asked: AskStats) 
             user_input=ALPACA.prompt(q.instruction, q.input), responses_and_scores=scored, id=str(q.question_id),
             meta={"judge": f"{backend.kind}:{backend.model}", "question_id": q.question_id,
                   "rationales": {n: r.get("rationale", "") for n, _, r in entries if r["status"] == "ok"},
-                  "failed": failed, "identical_removed": identical.get(q.question_id, 0)}).model_dump())
+                  "failed": failed, "identical_removed": identical.get(q.question_id, 0),
+                  "judge_fingerprint": fingerprint(cfg, [r for _, _, r in entries if r["status"] == "ok"])}).model_dump())
     io.write_records(cfg.output, out)
     write_errors(cfg.output, errors)
     per_source: dict[str, list[float]] = {}
@@ -263,6 +322,8 @@ def _write(cfg, questions, items, results, identical, backend, asked: AskStats) 
     report["ties"] = sum(1 for rec in out for i, a in enumerate(rec["responses_and_scores"])
                          for b in rec["responses_and_scores"][i + 1:] if a["score"] == b["score"])
     report["score_mode"] = cfg.score_mode
+    report["judge_fingerprint"] = judge_fingerprint.describe([(rec["meta"]["judge_fingerprint"], rec["id"]) for rec in out])
+    report["self_preference"] = self_preference(cfg, {cfg.judge[0]: per_source})
     masses = [r["score_mass"] for r in results.values() if "score_mass" in r]
     if masses:
         report["mean_score_token_mass"] = round(statistics.fmean(masses), 6)

@@ -160,7 +160,24 @@ def single_text(model_id: str, s: dict) -> str:
 
 def judge_run_text(s) -> str:
     single = any(v.get("mode") == "single" for v in s.summaries.values())
-    lines = [(single_text if single else judge_text)(model_id, summary) for model_id, summary in s.summaries.items()]
+    lines = []
+    panel = getattr(s, "panel", None)  # single-answer grades have no panel
+    panel = panel if panel and not panel.get("incomplete") else None
+    if panel:
+        for judge, per in panel["per_judge"].items():
+            lines.append(f"judge {judge} ({panel['files'][judge]}): {panel['fingerprints'].get(judge) or ''}")
+            lines += ["  " + x for model_id, summary in per.items() for x in judge_text(model_id, summary).splitlines()]
+        lines.append(panel_agreement_text(panel["agreement"]))
+        lines.append(f"panel verdict ({panel['verdict']} of {len(panel['judges'])} judges):")
+    lines += [(single_text if single else judge_text)(model_id, summary) for model_id, summary in s.summaries.items()]
+    if not panel and s.summaries:
+        fp = next(iter(s.summaries.values())).get("judge_fingerprint")
+        if fp:
+            lines.append(f"  judge fingerprint: {fp}")
+    for f in getattr(s, "self_preference", None) or []:
+        rates = ", ".join(f"{j} {'n/a' if r is None else f'{r:.1f}%'}" for j, r in f["win_rate_by_judge"].items())
+        lines.append(f"  SELF-PREFERENCE RISK: judge {f['judge']} and {f['role']} {f['model']} ({f['reason']}); "
+                     f"{f['model']}'s win rate by judge: {rates}")
     lines.append(f"wrote {'grades' if single else 'reviews'} to {s.output}, summary to {s.output}.summary.json, chart "
                  + ", ".join(map(str, s.figure)))
     if s.calls is not None:
@@ -168,6 +185,20 @@ def judge_run_text(s) -> str:
     if s.asked is not None and s.asked.reasks:
         cost = "" if not s.asked.reask_cost_usd else f", ${s.asked.reask_cost_usd:,.4f}"
         lines.append(f"  follow-ups: {s.asked.reasks} (read {s.asked.rescued} verdicts{cost})")
+    return "\n".join(lines)
+
+
+def panel_agreement_text(a: dict) -> str:
+    """The judges' agreement with each other: one line per pair, then Fleiss' kappa."""
+    def k(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    lines = ["agreement between judges (win/tie/loss per question and order):"]
+    for p in a["pairs"]:
+        agree = "n/a" if p["agreement"] is None else f"{100 * p['agreement']:.1f}%"
+        lines.append(f"  {p['judges'][0]} vs {p['judges'][1]}: {agree} agree, Cohen's kappa {k(p['kappa'])} "
+                     f"over {p['items']} items")
+    lines.append(f"  all judges: Fleiss' kappa {k(a['fleiss_kappa'])} over {a['items_all_judges']} items")
     return "\n".join(lines)
 
 
@@ -184,8 +215,30 @@ def answer_text(s) -> str:
 
 
 def compare_text(s) -> str:
-    lines = [report_text(s.report), f"wrote {s.written} comparisons to {s.output}; report {s.output}.report.json; figure "
-             + ", ".join(str(p) for p in s.figure)]
+    lines = []
+    panel = s.panel if s.panel and not s.panel.get("incomplete") else None
+    if panel:
+        for judge, rep in panel["per_judge"].items():
+            lines += [f"judge {judge} ({panel['files'][judge]}): {rep.get('judge_fingerprint') or ''}",
+                      *("  " + x for x in report_text(rep).splitlines())]
+        lines.append("agreement between judges (scores of the same responses; order of two responses of a prompt):")
+        for p in panel["agreement"]["pairs"]:
+            def f(v, spec=".3f"):
+                return "n/a" if v is None else format(v, spec)
+            lines.append(f"  {p['judges'][0]} vs {p['judges'][1]}: Spearman {f(p['spearman'])}, mean |difference| "
+                         f"{f(p['mean_abs_diff'], '.2f')} over {p['responses']} responses; same order "
+                         f"{f(None if p['order_agreement'] is None else 100 * p['order_agreement'], '.1f')}%, Cohen's kappa "
+                         f"{f(p['order_kappa'])} over {p['response_pairs']} pairs")
+        lines.append(f"panel (mean of {len(panel['judges'])} judges' scores):")
+    lines.append(report_text(s.report))
+    if not panel and s.report.get("judge_fingerprint"):
+        lines.append(f"judge fingerprint: {s.report['judge_fingerprint']}")
+    for f in s.report.get("self_preference") or []:
+        means = ", ".join(f"{j} {'n/a' if m is None else f'{m:.2f}'}" for j, m in f["mean_score_by_judge"].items())
+        lines.append(f"SELF-PREFERENCE RISK: judge {f['judge']} and source {f['model']} ({f['reason']}); its mean score "
+                     f"by judge: {means}")
+    lines.append(f"wrote {s.written} comparisons to {s.output}; report {s.output}.report.json; figure "
+                 + ", ".join(str(p) for p in s.figure))
     return "\n".join(lines + (call_lines(s.calls) if s.calls is not None else []))
 
 

@@ -3,6 +3,7 @@
 accounting and the summary, not the verdict."""
 
 import json
+import sqlite3
 
 from support import DATA, read_jsonl, run_cli, write_jsonl
 
@@ -17,7 +18,9 @@ def test_judge_both_orders_with_the_embedded_judge(tmp_path):
             "--reference", str(VICUNA / "answer_gpt35.jsonl"), "-o", str(out), "--max-tokens", "6", "--max-reasks", "1",
             "--quiet")
     r = run_cli(*args)
-    assert r.returncode == 0, r.stderr
+    # A 135M judge given 6 tokens may write no verdict at all: that judge is refused in one line (exit 2),
+    # its reviews and summary written all the same; with some verdicts the run succeeds.
+    assert r.returncode in (0, 2), r.stderr
     reviews = read_jsonl(out)
     assert len(reviews) == 4 and {x["meta"]["order"] for x in reviews} == {"model_first", "reference_first"}
     for x in reviews:
@@ -31,9 +34,16 @@ def test_judge_both_orders_with_the_embedded_judge(tmp_path):
     summary = json.loads((tmp_path / "reviews.jsonl.summary.json").read_text())["models"]["alpaca-13b:v1"]
     failed_questions = sum(1 for q in (1, 63) if all(x["score"] == [-1, -1] for x in reviews if x["question_id"] == q))
     assert summary["parse_failures"] == failed_questions and summary["scored"] == 2 - failed_questions
-    assert "parse failures" in r.stdout
-    r = run_cli(*args)
-    assert r.returncode == 0 and "model calls: 0 made" in r.stdout
+    if failed_questions == 2:
+        assert r.returncode == 2 and r.stderr.count("\n") == 1
+        assert "judge local:smollm2-135m-instruct gave no readable verdict in any of its 2 questions" in r.stderr
+    else:
+        assert r.returncode == 0 and "parse failures" in r.stdout
+    journal = sqlite3.connect(tmp_path / "reviews.jsonl.journal.sqlite")
+    before = journal.execute("SELECT key, created FROM calls ORDER BY key").fetchall()
+    again = run_cli(*args)
+    assert again.returncode == r.returncode and read_jsonl(out) == reviews
+    assert journal.execute("SELECT key, created FROM calls ORDER BY key").fetchall() == before  # no call made again
 
 
 def test_missing_answers_are_listed(tmp_path):

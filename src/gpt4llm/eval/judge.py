@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gpt4llm import io, plots
 from gpt4llm.backends import DEFAULT_MODEL
@@ -23,9 +23,11 @@ from gpt4llm.backends.base import GenParams
 from gpt4llm.backends.journal import Journal
 from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
+from gpt4llm.eval import families, judge_fingerprint
 from gpt4llm.eval import null_model as exploit
 from gpt4llm.eval.questions import load_answer_file, load_questions
-from gpt4llm.eval.verdict import MAX_PARSE_FAILURE_SHARE, out_of_range, parse_verdict, review_messages, reviewers, summarize
+from gpt4llm.eval.verdict import (MAX_PARSE_FAILURE_SHARE, out_of_range, parse_verdict, prompts, review_messages,
+                                  reviewers, summarize)
 from gpt4llm.schemas import Review
 from gpt4llm.settings import USD, Opt
 from gpt4llm.stage import AskStats, ModelCallSettings, ask_until_parsed, journal_path, open_backend, write_errors
@@ -46,8 +48,12 @@ class JudgeSettings(ModelCallSettings):
     """Answers of an evaluated model (repeat for several)."""
     reference: Annotated[str | None, Opt("-r")] = None
     """Answers of the reference model, Assistant 2 (the paper: GPT-4 or ChatGPT); in a pipeline, 'teacher' (the default: the teacher answers the questions) or a FastChat answer file."""
-    judge: Annotated[str, Opt(pipeline=True)] = DEFAULT_MODEL
-    """The judge model (the paper: GPT-4; pipeline: models.judge)."""
+    judge: Annotated[list[str], Opt(pipeline=True)] = [DEFAULT_MODEL]
+    """The judge model (the paper: GPT-4; pipeline: models.judge); repeat for a panel: each judge reviews the same pairs, its reviews in <output stem>_<judge>.jsonl, the panel's verdict in --output."""
+    panel_verdict: Literal["majority", "mean"] = "majority"
+    """A panel's verdict per question and order: majority (the outcome most judges chose, a tie when no outcome has the most; scores: the mean of those judges') or mean (the mean of every judge's scores)."""
+    family: list[str] | None = None
+    """PATTERN=FAMILY (repeat): a model's family for the self-preference check, before the built-in table (e.g. 'student-*=smollm')."""
     mode: Literal["pairwise", "single"] = "pairwise"
     """pairwise (Vicuna's reviewer against --reference, the paper) or single (each answer rated 1-10 alone, MT-Bench's grader)."""
     references: Annotated[str | None, Opt(pipeline=True)] = None
@@ -79,6 +85,17 @@ class JudgeSettings(ModelCallSettings):
     score_mode: Literal["text", "logprobs"] = "text"
     """text: parse the review (the paper); logprobs: a local judge's expected scores over score tokens."""
 
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judges(cls, v: Any) -> Any:
+        v = [v] if isinstance(v, str) else v
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("give at least one judge")
+            if len(set(v)) != len(v):
+                raise ValueError(f"a judge is given twice: {', '.join(sorted({x for x in v if v.count(x) > 1}))}")
+        return v
+
     def params(self) -> GenParams:
         temperature, max_tokens = decoding(self.mode, self.temperature, self.max_tokens)
         return GenParams(temperature=temperature, top_p=1.0, max_tokens=max_tokens)
@@ -99,6 +116,10 @@ class JudgeSummary:
     figure: list[Path]
     calls: CallStats | None
     asked: AskStats | None = None
+    panel: dict | None = None
+    """A panel's judges, per-judge summaries and files, their agreement (see ``eval.panel``)."""
+    self_preference: list[dict] = field(default_factory=list)
+    """Judges that share a name or family with a judged model or the reference, with that model's win rates."""
 
     @property
     def call_failures(self) -> int:
@@ -123,13 +144,63 @@ def reviewer_id(judge_model: str, prompt_id: int) -> str:
 
 
 def run(cfg: JudgeSettings) -> JudgeSummary:
+    """Judge with one judge, or with a panel (``eval.panel``) when several are given."""
+    if len(cfg.judge) > 1:
+        from gpt4llm.eval import panel
+
+        return panel.run(cfg)
+    s = run_one(cfg)
+    if cfg.mode == "pairwise":
+        refuse_silent({cfg.judge[0]: s})
+    return s
+
+
+def refuse_silent(runs: dict[str, JudgeSummary], panel: bool = False) -> None:
+    """A judge that gave no readable verdict at all (it refuses, or ignores the reviewer's format)
+    is an error, not a table of failures: one line naming it, exit 2. Its reviews stay written."""
+    for judge, s in runs.items():
+        ms = s.summaries.values()
+        judged, failed = sum(m["questions"] for m in ms), sum(m["parse_failures"] for m in ms)
+        if judged and failed == judged:
+            first = next((r.data["text"] for r in io.read_rows(s.output) if r.data.get("text")), "")
+            shown = " ".join(first.split())[:80]
+            raise UserError(f"judge {judge} gave no readable verdict in any of its {judged} questions (first reply: "
+                            f"{shown!r}): it refuses or ignores the reviewer's format; its reviews are in {s.output}; "
+                            + ("leave it out of the panel (the other judges' calls are journaled: a re-run without "
+                               "it pays nothing)" if panel else "pick another judge"))
+
+
+def self_preference(cfg: JudgeSettings, per_judge: dict[str, dict[str, dict]]) -> list[dict]:
+    """Every judge that shares a name or family with a judged model (or the reference), and that
+    model's win rate (wins + ties / 2 over its questions, %) by each judge: a related judge that
+    stands apart from the others shows its bias."""
+    overrides = families.parse_overrides(cfg.family)
+    some = next(iter(per_judge.values()))
+    models = list(some)
+    reference = next((m.get("reference") for m in some.values() if m.get("reference")), None)
+    out = []
+    for flag in families.flags(list(per_judge), models, reference, overrides):
+        rates = {}
+        for judge, summaries in per_judge.items():
+            mine = [summaries[flag["model"]]] if flag["role"] == "model" else list(summaries.values())
+            w, t, n = (sum(m["wins"] for m in mine), sum(m["ties"] for m in mine),
+                       sum(m["wins"] + m["ties"] + m["losses"] for m in mine))
+            if flag["role"] == "reference":  # the reference's own win rate, over every model it met
+                w = sum(m["losses"] for m in mine)
+            rates[judge] = round(100 * (w + t / 2) / n, 2) if n else None
+        out.append({**flag, "win_rate_by_judge": rates})
+    return out
+
+
+def run_one(cfg: JudgeSettings, budget=None) -> JudgeSummary:
+    judge = cfg.judge[0]
     if cfg.mode == "single":
         if not (cfg.questions and cfg.answers):
             raise UserError("eval judge --mode single needs --questions and --answers")
         from gpt4llm.eval import single
 
         questions = load_questions(cfg.questions)
-        backend = open_backend(cfg.judge, "--judge", cfg.backend, quiet=cfg.quiet, output=cfg.output)
+        backend = open_backend(judge, "--judge", cfg.backend, quiet=cfg.quiet, output=cfg.output)
         return single.run(cfg, questions, backend)
     if not (cfg.questions and cfg.answers and cfg.reference):
         raise UserError("eval judge needs --questions, --answers and --reference (or --import-reviews)")
@@ -137,11 +208,14 @@ def run(cfg: JudgeSettings) -> JudgeSummary:
     qids = {q.question_id for q in questions}
     ref_id, ref = load_answers(cfg.reference, qids, cfg.allow_missing)
     models = [load_answers(p, qids, cfg.allow_missing) for p in cfg.answers]
+    if all(model_id == ref_id for model_id, _ in models):
+        raise UserError(f"--answers: the only model is the reference itself ({ref_id}, from {cfg.reference}); a judge "
+                        "compares two models: give the answers of another model")
     if cfg.null_model:  # the exploit test: one more contender, judged and journaled like the others
         if exploit.NULL_ID in {ref_id, *(m for m, _ in models)}:
             raise UserError(f"--null-model: a model of --answers or --reference is already called {exploit.NULL_ID}")
         models.append((exploit.NULL_ID, exploit.answers(qids, cfg.null_answer)))
-    backend = open_backend(cfg.judge, "--judge", cfg.backend, quiet=cfg.quiet, output=cfg.output)
+    backend = open_backend(judge, "--judge", cfg.backend, quiet=cfg.quiet, output=cfg.output)
     orders = (0, 1) if cfg.orders == "both" else (0,)
     items = []  # (model_id, question, order, answer1, answer2)
     for model_id, answers in models:
@@ -162,26 +236,38 @@ def run(cfg: JudgeSettings) -> JudgeSummary:
         keys = list(messages)
         # journaled like any call: a re-run (a pipeline that adds a leaderboard or a human DB) reads them back
         with Journal(cfg.journal or journal_path(cfg.output)) as journal:
-            texts = dict(zip(keys, journaled(journal, cfg.judge, [messages[k][0] for k in keys], "verdict",
-                                             lambda chats: verdict_texts(cfg.judge, chats, cfg.backend.batch_size)[0])))
+            texts = dict(zip(keys, journaled(journal, judge, [messages[k][0] for k in keys], "verdict",
+                                             lambda chats: verdict_texts(judge, chats, cfg.backend.batch_size)[0])))
+        from gpt4llm.backends.local import weights_fingerprint
+
+        weights = weights_fingerprint(backend.model)
         for key in keys:
             text = texts[key]
             mass = round(sum(masses(text)) / 2, 6)
             score, rule = parse_verdict(text)
             verdicts[key] = {"status": "ok" if score else "parse_failed", "score": score, "text": text,
                              "pid": messages[key][1], "attempts": 1, "score_mass": mass,
+                             "model_returned": f"local:{backend.model}", "system_fingerprint": weights,
                              **({"rule": "logprobs"} if score else {"reason": rule})}
     else:
         with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
             answers, asked = ask_until_parsed(
                 backend, journal, [(k, msgs) for k, (msgs, _) in messages.items()], parse_verdict, FOLLOWUP,
                 params=cfg.params(), max_reasks=cfg.max_reasks, label=f"judge ({backend.model})", quiet=cfg.quiet,
-                prices=cfg.backend.prices_for(cfg.judge), max_usd=cfg.max_usd)
+                prices=cfg.backend.prices_for(judge), max_usd=cfg.max_usd, budget=budget)
         for key, a in answers.items():
             verdicts[key] = {"status": a.status, "score": a.value, "text": a.text, "pid": messages[key][1],
                              "attempts": a.attempts, "rule": a.rule, "reason": a.reason, "followups": a.followups,
-                             "followup_cost_usd": a.followup_cost_usd}
+                             "followup_cost_usd": a.followup_cost_usd, "model_returned": a.model_returned,
+                             "system_fingerprint": a.system_fingerprint}
     return _write(cfg, questions, items, verdicts, backend, ref_id, asked)
+
+
+def fingerprint(cfg: JudgeSettings, pid: int, model_returned: str | None, system_fingerprint: str | None) -> dict:
+    """The judge of one pairwise verdict, exactly (``eval.judge_fingerprint``)."""
+    return judge_fingerprint.make(cfg.judge[0], model_returned, system_fingerprint,
+                                  judge_fingerprint.template_sha256(prompts()[pid], FOLLOWUP),
+                                  {**cfg.params().as_dict(), "score_mode": cfg.score_mode})
 
 
 def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) -> JudgeSummary:
@@ -201,6 +287,8 @@ def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) ->
             meta["out_of_range"] = out_of_range(v["score"])
         if model_id == exploit.NULL_ID and cfg.null_model:
             meta.update(exploit.meta(cfg.null_answer))
+        if v["status"] in ("ok", "parse_failed"):  # the judge answered: who it was
+            meta["judge_fingerprint"] = fingerprint(cfg, v["pid"], v.get("model_returned"), v.get("system_fingerprint"))
         reviews.append(Review(review_id=rid, question_id=q.question_id, answer1_id=a1.get("answer_id"),
                               answer2_id=a2.get("answer_id"), reviewer_id=reviewer_id(backend.model, v["pid"]),
                               text=v["text"], score=v["score"] if v.get("score") is not None else [-1, -1],
@@ -220,14 +308,17 @@ def _write(cfg, questions, items, verdicts, backend, ref_id, asked: AskStats) ->
         costs = [r["meta"].get("followup_cost_usd") for r in followed]
         s["reask_cost_usd"] = None if any(c is None for c in costs) else round(sum(costs), 6)
         s["reliability"] = reliability(s)
+        s["judge_fingerprint"] = judge_fingerprint.describe(
+            [(r["meta"].get("judge_fingerprint"), r["review_id"]) for r in mine if r["meta"].get("judge_fingerprint")])
         summaries[model_id] = s
     if cfg.null_model:  # the exploit test marks every model's verdict, as one judge setup gave them all
         exploit.mark_judge(summaries, cfg.null_model_threshold)
     totals = {"reasks": asked.reasks, "reasks_rescued": asked.rescued, "reask_cost_usd": asked.reask_cost_usd}
-    io.write_json(Path(f"{cfg.output}.summary.json"), {"models": summaries, "calls": totals})
+    flags = self_preference(cfg, {cfg.judge[0]: summaries}) if summaries else []
+    io.write_json(Path(f"{cfg.output}.summary.json"), {"models": summaries, "self_preference": flags, "calls": totals})
     drawable = {m: s for m, s in summaries.items() if s["ratio_percent"] is not None}
     fig = plots.judge_bars(drawable, Path(f"{cfg.output}.chart"), ref_id) if drawable else []
-    return JudgeSummary(Path(cfg.output), summaries, fig, asked.calls, asked)
+    return JudgeSummary(Path(cfg.output), summaries, fig, asked.calls, asked, self_preference=flags)
 
 
 # When the report calls a judge unreliable (see ``reliability``).

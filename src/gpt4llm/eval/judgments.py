@@ -54,6 +54,8 @@ class Source:
     baselines: set[str]  # the models this file can be read against
     invalid: dict[str, int] = field(default_factory=dict)  # model -> preferences outside [1, 2]
     null_models: dict[str, str] = field(default_factory=dict)  # eval judge --null-model contenders: id -> its answer
+    fingerprints: list[tuple[dict | None, str]] = field(default_factory=list)
+    """(meta.judge_fingerprint or None, file:line) of each verdict: which judge gave it (eval.judge_fingerprint)."""
 
 
 # ---------------------------------------------------------------- answers
@@ -180,6 +182,7 @@ def _win(a: float, b: float) -> float:
 def _gpt4llm(path, rows, answers) -> Source:
     per_q: dict[tuple, dict] = {}
     null: dict[str, str] = {}
+    fps: list[tuple[dict | None, str]] = []
     for row in rows:
         d, meta = row.data, row.data["meta"]
         s = _scores(row)
@@ -191,6 +194,7 @@ def _gpt4llm(path, rows, answers) -> Source:
             null[model] = meta["null_answer"]  # the same text for every question, kept in the review itself
         if s is not None:
             slot["prefs"].append(_win(*(s if first else (s[1], s[0]))))
+            fps.append((meta.get("judge_fingerprint"), row.where))
     out = []
     for (model, ref, qid), v in per_q.items():
         pref = sum(v["prefs"]) / len(v["prefs"]) if v["prefs"] else None
@@ -199,7 +203,7 @@ def _gpt4llm(path, rows, answers) -> Source:
         out.append(Judgment(qid, qid, model, ref, pref, None if ml is None else len(ml), None if rl is None else len(rl),
                             v["where"], model_text=ml, other_text=rl))
     return Source(path, "gpt4llm reviews", out, {j.other for j in out} if len({j.other for j in out}) == 1 else set(),
-                  null_models=null)
+                  fingerprints=fps, null_models=null)
 
 
 def _fastchat_review(path, rows, answers) -> Source:

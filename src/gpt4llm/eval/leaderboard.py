@@ -52,7 +52,7 @@ from pydantic import Field, field_validator
 
 from gpt4llm import io
 from gpt4llm.errors import UserError
-from gpt4llm.eval import alpaca_lc, winrates
+from gpt4llm.eval import alpaca_lc, families, judge_fingerprint, winrates
 from gpt4llm.eval.judgments import Judgment, Source, load_answers, read_source
 from gpt4llm.eval import null_model as exploit, style
 from gpt4llm.settings import Opt, Settings
@@ -91,6 +91,10 @@ class LeaderboardSettings(Settings):
     """Mean and sd of the judge's length slope (prior of the shared-slope length-controlled fit)."""
     difficulty_sd: float = Field(winrates.TAU, ge=0)
     """Spread (logits) of instruction difficulty in the shared-slope fit; 0 leaves it out."""
+    allow_mixed_judges: bool = False
+    """Build one board from verdicts of different judges (judge, returned model id, system fingerprint, prompt or decoding differ); refused by default."""
+    family: list[str] | None = None
+    """PATTERN=FAMILY (repeat): a model's family for the self-preference check, before the built-in table (eval judge --family)."""
 
     @field_validator("length_prior")
     @classmethod
@@ -109,6 +113,8 @@ class Leaderboard:
     files: list[Path]
     beta: float | None
     notes: list[str]
+    judge: str | None = None
+    """Who gave the verdicts (eval.judge_fingerprint.describe), when the files say."""
     style: dict | None = None
     """The style-controlled fit's coefficients and games (eval.style), None without texts."""
     reliability: dict | None = None
@@ -158,8 +164,10 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
     sources = [read_source(p, answers) for p in cfg.reviews]
     baseline = choose_baseline(sources, cfg.baseline)
     nulls = exploit.names(sources, cfg.null_model, baseline)
+    fps = [x for s in sources for x in s.fingerprints]
+    notes = judge_fingerprint.check(fps, cfg.allow_mixed_judges)  # refuses two judges' verdicts in one board
     vs_base: dict[str, list[Judgment]] = defaultdict(list)
-    games, seen, notes = [], {}, []
+    games, seen = [], {}
     invalid: dict[str, int] = defaultdict(int)
     sgames: list[tuple] = []  # the games whose two texts are known (style control), the null models' apart
     for s in sources:
@@ -289,12 +297,17 @@ def build(cfg: LeaderboardSettings) -> Leaderboard:
     if any(r["model"] in bt and bt[r["model"]]["bt_unbounded"] for r in rows):
         notes.append("Bradley-Terry: an empty score or interval end is unbounded (no finite maximum-likelihood "
                      "estimate: a model that wins, or loses, every game); the finite end is the likelihood-ratio bound")
+    judges = sorted({j for fp, _ in fps if fp and fp.get("judge") for j in fp["judge"].split(" + ")})  # a panel's too
+    for f in families.flags(judges, [r["model"] for r in rows if r["model"] != baseline], baseline,
+                            families.parse_overrides(cfg.family)):
+        notes.append(f"self-preference risk: judge {f['judge']} and {f['role']} {f['model']} ({f['reason']}); "
+                     "compare with another judge's board (eval judge with several --judge)")
     notes += style.board_notes(sc)
     verdict = exploit.verdict({r["model"]: {k: r[k] for k, _ in exploit.RATES} for r in rows if r["null_model"]},
                                  cfg.null_model_threshold) if nulls else None
     notes += verdict["notes"] if verdict else []
     return Leaderboard(rows, baseline, [(s.path, s.kind) for s in sources], Path(cfg.output_dir), [],
-                       shared.get("beta"), notes,
+                       shared.get("beta"), notes, judge_fingerprint.describe(fps) if any(fp for fp, _ in fps) else None,
                        style=None if sc is None else {k: sc[k] for k in ("coefficients", "games", "separated")},
                        reliability=verdict)
 
@@ -321,7 +334,7 @@ def run(cfg: LeaderboardSettings) -> Leaderboard:
     out.mkdir(parents=True, exist_ok=True)
     rows = board.rows
     # the rows, and what belongs to the board: the style coefficients, the exploit test, the notes
-    io.write_json(out / "leaderboard.json", {"baseline": board.baseline, "rows": rows,
+    io.write_json(out / "leaderboard.json", {"baseline": board.baseline, "judge": board.judge, "rows": rows,
                                              "style": board.style, "reliability": board.reliability,
                                              "notes": board.notes})
     buf = _io.StringIO()
@@ -346,7 +359,8 @@ def table_text(board: Leaderboard) -> str:
 
     head = (f"{'model':<30} {'LC(AE)':>7} {'± se':>5} {'LC(sh)':>7} {'± se':>5} {'win':>7} {'± se':>5} {'BT':>6} "
             f"{'95% CI':>14} {'BT(sc)':>6} {'95% CI':>14} {'n':>4} {'len':>5}")
-    lines = [f"leaderboard against {board.baseline} ({', '.join(k for _, k in board.sources)})", head]
+    lines = [f"leaderboard against {board.baseline} ({', '.join(k for _, k in board.sources)})"
+             + (f"; judge: {board.judge}" if board.judge else ""), head]
     for r in board.rows:
         ci = f"[{end(r['ci95'][0], '-inf')}, {end(r['ci95'][1], 'inf')}]" if r.get("ci95") else ""
         bt = f(r["bt_score"], 0) or ("inf" if r.get("ci95") and r["ci95"][1] is None else

@@ -114,6 +114,7 @@ def references_for(questions_arg: str, given: str | None) -> str | None:
 
 def run(cfg, questions: list[Question], backend) -> "Any":
     from gpt4llm.backends.journal import Journal
+    from gpt4llm.eval import judge_fingerprint
     from gpt4llm.stage import ask_until_parsed, journal_path
 
     qids = {q.question_id for q in questions}
@@ -144,7 +145,7 @@ def run(cfg, questions: list[Question], backend) -> "Any":
     with backend, Journal(cfg.journal or journal_path(cfg.output)) as journal:
         asked, stats = ask_until_parsed(backend, journal, items, parse_rating, FOLLOWUP, params=cfg.params(),
                                         max_reasks=cfg.max_reasks, label=f"judge ({backend.model}, single)",
-                                        quiet=cfg.quiet, prices=cfg.backend.prices_for(cfg.judge), max_usd=cfg.max_usd)
+                                        quiet=cfg.quiet, prices=cfg.backend.prices_for(cfg.judge[0]), max_usd=cfg.max_usd)
     rows, errors = [], []
     for tag, _ in items:
         model_id, qid, turn = tag
@@ -155,7 +156,11 @@ def run(cfg, questions: list[Question], backend) -> "Any":
                      "meta": {"category": q.category, "parse_status": a.status, "parse_rule": a.rule,
                               "reason": a.reason or "", "attempts": a.attempts, "followups": a.followups,
                               "judge": f"{backend.kind}:{backend.model}",
-                              "judgment_id": hashlib.sha256(f"{model_id}\0{qid}\0{turn}".encode()).hexdigest()[:22]}})
+                              "judgment_id": hashlib.sha256(f"{model_id}\0{qid}\0{turn}".encode()).hexdigest()[:22],
+                              **({"judge_fingerprint": judge_fingerprint.make(
+                                  cfg.judge[0], a.model_returned, a.system_fingerprint,
+                                  judge_fingerprint.template_sha256(judge_prompts()[name], FOLLOWUP),
+                                  cfg.params().as_dict())} if a.status in ("ok", "parse_failed") else {})}})
         if a.status in ("call_failed", "not_run"):
             errors.append({"model": model_id, "question_id": qid, "turn": turn, "error": a.reason or a.status})
     from gpt4llm.stage import write_errors
