@@ -41,8 +41,8 @@ def files(tmp_path):
     return qf, ans
 
 
-def human_votes(tmp_path, ans, votes) -> object:
-    """Two annotators vote through the real page; ``votes(annotator, qid)`` in model terms (a = vicuna-13b)."""
+def human_votes(tmp_path, ans, votes, annotators: int = 2) -> object:
+    """Annotators vote through the real page; ``votes(annotator, qid)`` in model terms (a = vicuna-13b)."""
     a = {x["question_id"]: x for x in read_jsonl(ans["vicuna-13b"])}
     b = {x["question_id"]: x for x in read_jsonl(ans["gpt35"])}
     pairs = write_jsonl(tmp_path / "pairs.jsonl", [
@@ -50,7 +50,7 @@ def human_votes(tmp_path, ans, votes) -> object:
          "a": {"model": "vicuna-13b", "text": a[q["question_id"]]["text"]},
          "b": {"model": "gpt-3.5-turbo", "text": b[q["question_id"]]["text"]}} for q in QUESTIONS])
     db = tmp_path / "human.sqlite"
-    annotate(pairs, db, 2, lambda k, pair: votes(k, pair["qid"]))
+    annotate(pairs, db, annotators, lambda k, pair: votes(k, pair["qid"]))
     return db
 
 
@@ -105,6 +105,11 @@ def test_judge_against_humans_through_the_real_page(tmp_path, files):
         assert counts[2][2] == sum(1 for j, h in pairs if j == h == "tie")
     assert rep["agreement"] == rep["per_criterion"]["helpfulness"]["agreement"]
     assert "position consistency" in r.stdout and "kappa" in r.stdout
+    # two people on 8 items: 8 pairs of votes, too few for a human level: the judge is measured by kappa
+    mine = rep["judges"]["openai:gpt-4"]
+    expected = kappa([(judge[q["question_id"]], votes(k, q["question_id"])["helpfulness"]) for k in (0, 1) for q in QUESTIONS])
+    assert rep["human_agreement"]["helpfulness"] == {"pairs": 8, "agreement": 0.625}  # q2, q3, q6 differ
+    assert mine["accepted"] == (expected >= 0.4) and "--min-kappa 0.4" in mine["rule"]
 
     # a database whose pairs the judge never saw: one line, exit 2
     other = tmp_path / "other.jsonl"
@@ -184,3 +189,52 @@ def test_an_answer_reading_tie_and_two_identical_answers(tmp_path):
     rep = agreement(["reviews_paper.jsonl"], "-a", str(renamed[0]), "-a", str(renamed[1]))
     assert rep["pairs_matched"] == 3 and rep["pairs_unplaced"] == 1 and rep["votes"] == 6
     assert rep["confusion"]["counts"] == [[1, 0, 1], [2, 2, 0], [0, 0, 0]]
+
+
+def test_each_judge_of_a_panel_against_the_same_people(tmp_path, files):
+    """A panel's judges, each measured against the same three people and accepted or rejected
+    against the people's agreement with each other."""
+    qf, ans = files
+
+    def two_judges(body):
+        if body["model"] == "gpt-4":
+            return verdict(body)  # the longer answer wins, except on BIASED (Assistant 1 wins: flips)
+        user = body["messages"][-1]["content"]
+        return "8 6\nLonger." if len(answer_text(user, 1)) > len(answer_text(user, 2)) else "6 8\nLonger."
+
+    with OpenAIServer(api_key="k", reply=two_judges) as srv:
+        r = run_cli("eval", "judge", "-q", str(qf), "-a", str(ans["vicuna-13b"]), "-r", str(ans["gpt35"]),
+                    "--judge", "openai:gpt-4", "--judge", "openai:judge-b", "--base-url", srv.url,
+                    "-o", str(tmp_path / "reviews.jsonl"), env={"OPENAI_API_KEY": "k"})
+    assert r.returncode == 0, r.stderr
+    a = {x["question_id"]: x["text"] for x in read_jsonl(ans["vicuna-13b"])}
+    b = {x["question_id"]: x["text"] for x in read_jsonl(ans["gpt35"])}
+    longer = {q: "a" if len(a[q]) > len(b[q]) else "b" for q in a}
+    # three people choose the longer answer, except the third calls questions 1 and 2 ties
+    db = human_votes(tmp_path, ans, lambda k, q: {"helpfulness": "tie" if k == 2 and q in (1, 2) else longer[q],
+                                                   "honesty": "tie", "harmlessness": "tie"}, annotators=3)
+    out = tmp_path / "agreement.json"
+    r = run_cli("eval", "agreement", "-r", str(tmp_path / "reviews.jsonl"), "-r", str(tmp_path / "reviews_openai-gpt-4.jsonl"),
+                "-r", str(tmp_path / "reviews_openai-judge-b.jsonl"), "-q", str(qf), "-a", str(ans["vicuna-13b"]),
+                "-a", str(ans["gpt35"]), "--human-db", str(db), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    # people with each other: 3 pairs per item; on q1 and q2 one of three agrees: (2 * 1 + 6 * 3) / 24
+    assert rep["human_agreement"]["helpfulness"] == {"pairs": 24, "agreement": round(20 / 24, 4)}
+    judges = rep["judges"]
+    assert list(judges) == ["panel:majority(openai:gpt-4, openai:judge-b)", "openai:gpt-4", "openai:judge-b"]
+    # gpt-4: ties on q3 and q6 (its verdict flips), the longer elsewhere: 2 + 2 + 0 + 0 + 4 * 3 = 16 of 24 votes
+    # judge-b: always the longer: 2 + 2 + 6 * 3 = 22 of 24; the panel of the two: ties on q3 and q6 as gpt-4
+    assert [judges[j]["agreement"] for j in judges] == [round(16 / 24, 4), round(16 / 24, 4), round(22 / 24, 4)]
+    assert [judges[j]["accepted"] for j in judges] == [False, False, True]
+    assert "the people's own agreement (24 pairs of votes)" in judges["openai:judge-b"]["rule"]
+    people = [(h, ("tie" if q in BIASED else longer[q])) for q in a
+              for h in ("tie" if k == 2 and q in (1, 2) else longer[q] for k in range(3))]
+    assert judges["openai:gpt-4"]["kappa"] == pytest.approx(kappa([(j, h) for h, j in people]), abs=1e-4)
+    assert "REJECTED openai:gpt-4: agreement 66.7%" in r.stdout and "ACCEPTED openai:judge-b: agreement 91.7%" in r.stdout
+    # a level of one's own
+    r = run_cli("eval", "agreement", "-r", str(tmp_path / "reviews_openai-gpt-4.jsonl"), "-q", str(qf),
+                "-a", str(ans["vicuna-13b"]), "-a", str(ans["gpt35"]), "--human-db", str(db), "-o", str(out),
+                "--accept-agreement", "0.6")
+    assert r.returncode == 0 and json.loads(out.read_text())["judges"]["openai:gpt-4"]["accepted"] is True
+

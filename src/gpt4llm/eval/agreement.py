@@ -21,6 +21,15 @@ compared with the judge's verdict on that pair, in the human item's terms (a, b 
 - the judge's position consistency on the same pairs: the share of those reviewed in both
   orders whose two verdicts agree;
 - each of the page's criteria (helpfulness, honesty, harmlessness) on its own.
+
+Several judges (a panel's per-judge files, or a replacement judge beside the old one): the reviews
+are grouped by the judge that wrote them (``meta.judge``; files without it form one group), and
+each judge is measured against the same human labels, then accepted or rejected on the headline
+criterion: by ``--accept-agreement`` when given; else against the people's agreement with each
+other (two votes of different annotators on one item, the same choice, ties a class of their own:
+the MT-Bench paper's yardstick, where GPT-4 agreed with experts 66% and experts with each other
+63%) when there are at least ``MIN_HUMAN_PAIRS`` such pairs of votes; else by Cohen's kappa at
+least ``--min-kappa`` (0.4, the lower end of "moderate" agreement in Landis and Koch's reading).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+
+from pydantic import Field
 
 from gpt4llm import io
 from gpt4llm.errors import UserError
@@ -51,6 +62,13 @@ class AgreementSettings(Settings):
     """The criterion of the headline figures (all are reported): helpfulness, honesty or harmlessness."""
     output: Annotated[Path | None, Opt("-o", pipeline=True)] = None
     """Where the report goes (JSON; default agreement.json beside the database)."""
+    accept_agreement: float | None = Field(None, ge=0, le=1)
+    """Accept a judge whose agreement with people (ties a class) reaches this share; default: the people's agreement with each other, else --min-kappa."""
+    min_kappa: float = Field(0.4, ge=-1, le=1)
+    """Accept a judge whose Cohen's kappa with people reaches this, when neither --accept-agreement nor enough double-annotated items (10 pairs of votes) give a level."""
+
+
+MIN_HUMAN_PAIRS = 10  # pairs of votes by different people on one item: fewer, and their agreement is noise
 
 
 @dataclass
@@ -63,7 +81,20 @@ def _norm(text: str) -> str:
     return " ".join((text or "").split())
 
 
-def judge_verdicts(cfg: AgreementSettings) -> dict[tuple, dict[tuple, dict]]:
+def review_groups(paths: list[str]) -> dict[str, list]:
+    """The review rows of each judge ({meta.judge: rows}, in the order the files name them); rows
+    without ``meta.judge`` (FastChat's files) are one group named after the first such file."""
+    groups: dict[str, list] = {}
+    for path in paths:
+        for row in io.read_rows(path):
+            meta = row.data.get("meta") if isinstance(row.data, dict) else None
+            judge = meta.get("judge") if isinstance(meta, dict) and isinstance(meta.get("judge"), str) else None
+            groups.setdefault(judge or next((k for k in groups if k.startswith("reviews of ")), f"reviews of {path}"),
+                              []).append(row)
+    return groups
+
+
+def judge_verdicts(cfg: AgreementSettings, reviews: list | None = None) -> dict[tuple, dict[tuple, dict]]:
     """{(instruction, text, text) sorted: {the two answer ids sorted: {"texts": (t0, t1), "models": (m0, m1),
     "orders": {shown first (0 or 1): winner (0, 1 or "tie")}}}}, sides 0/1 being the pair sorted by
     (text, answer id): two models' identical texts stay two sides."""
@@ -83,8 +114,8 @@ def judge_verdicts(cfg: AgreementSettings) -> dict[tuple, dict[tuple, dict]]:
             texts[str(d["answer_id"])] = t
             models[str(d["answer_id"])] = d.get("model_id")
     pairs: dict[tuple, dict] = {}
-    for path in cfg.reviews:
-        for row in io.read_rows(path):
+    for rows in ([reviews] if reviews is not None else [io.read_rows(p) for p in cfg.reviews]):
+        for row in rows:
             d = row.data
             if not (isinstance(d, dict) and {"question_id", "answer1_id", "answer2_id", "score"} <= d.keys()):
                 raise UserError(f"{row.where}: not a review (question_id, answer1_id, answer2_id, score)")
@@ -153,19 +184,64 @@ def _stats(pairs_of_labels: list[tuple[str, str]]) -> dict:
             "confusion": {"rows_judge_cols_human": list(LABELS), "counts": table}}
 
 
+def human_agreement(rows: list, names: list[str]) -> dict[str, dict]:
+    """Per criterion: over every two votes of different people on one item, the share that chose the same."""
+    by_item: dict[str, list] = {}
+    for r in rows:
+        by_item.setdefault(r["item_id"], []).append(r)
+    out = {}
+    for k in names:
+        pairs = [(x[k], y[k]) for votes in by_item.values() for i, x in enumerate(votes) for y in votes[i + 1:]
+                 if x["token"] != y["token"] and x[k] in LABELS and y[k] in LABELS]
+        out[k] = {"pairs": len(pairs), "agreement": round(sum(a == b for a, b in pairs) / len(pairs), 4) if pairs else None}
+    return out
+
+
+def verdict_on_judge(cfg: AgreementSettings, report: dict, people: dict) -> dict:
+    """Accept or reject a judge on the headline criterion, with the rule and the numbers."""
+    agree, kappa, crit = report["agreement"], report["kappa"], cfg.criterion
+    if cfg.accept_agreement is not None:
+        level, what = cfg.accept_agreement, "--accept-agreement"
+    elif people[crit]["pairs"] >= MIN_HUMAN_PAIRS:
+        level, what = people[crit]["agreement"], f"the people's own agreement ({people[crit]['pairs']} pairs of votes)"
+    else:
+        ok = kappa is not None and kappa >= cfg.min_kappa
+        return {"accepted": ok, "rule": f"kappa {'n/a' if kappa is None else f'{kappa:.3f}'} {'>=' if ok else '<'} "
+                                        f"--min-kappa {cfg.min_kappa:g} (fewer than {MIN_HUMAN_PAIRS} pairs of votes by "
+                                        "two people: no human level)"}
+    ok = agree is not None and agree >= level
+    shown = "n/a" if agree is None else f"{100 * agree:.1f}%"
+    return {"accepted": ok, "rule": f"agreement {shown} {'>=' if ok else '<'} {100 * level:.1f}%, {what}"}
+
+
 def run(cfg: AgreementSettings) -> AgreementResult:
     from gpt4llm.eval.human import CRITERIA, connect
 
     names = [k for k, _, _ in CRITERIA]
     if not cfg.human_db.is_file():
         raise UserError(f"--human-db {cfg.human_db}: no such database")
-    verdicts = judge_verdicts(cfg)
     con = connect(cfg.human_db)
     rows = con.execute("SELECT j.*, i.instruction, i.input, i.model_a, i.text_a, i.model_b, i.text_b FROM judgments j "
                        "JOIN items i USING (item_id) WHERE skipped = 0").fetchall()
     con.close()
     if not rows:
         raise UserError(f"{cfg.human_db}: no human judgments yet")
+    people = human_agreement(rows, names)
+    judges = {}
+    for judge, reviews in review_groups(cfg.reviews).items():
+        report = _one_judge(cfg, judge_verdicts(cfg, reviews), rows, names, judge)
+        judges[judge] = {**report, **verdict_on_judge(cfg, report, people)}
+    first = next(iter(judges.values()))
+    report = {**first, "judge": next(iter(judges)), "human_agreement": people,
+              "judges": {j: {k: r[k] for k in ("votes", "agreement", "kappa", "agreement_without_ties",
+                                                "kappa_without_ties", "pairs_matched", "position_consistency",
+                                                "accepted", "rule")} for j, r in judges.items()}}
+    out = cfg.output or cfg.human_db.with_name("agreement.json")
+    io.write_json(out, report)
+    return AgreementResult(Path(out), report)
+
+
+def _one_judge(cfg: AgreementSettings, verdicts: dict, rows: list, names: list[str], judge: str) -> dict:
     labels: dict[str, list[tuple[str, str]]] = {k: [] for k in names}
     matched_items, matched, models, unplaced = set(), {}, set(), set()
     for r in rows:
@@ -185,20 +261,17 @@ def run(cfg: AgreementSettings) -> AgreementResult:
             if r[k] in LABELS:
                 labels[k].append((judge, r[k]))
     if not matched_items:
-        raise UserError(f"no pair of {cfg.human_db} was reviewed by the judge: the reviews' questions and answers "
+        raise UserError(f"no pair of {cfg.human_db} was reviewed by the judge ({judge}): the reviews' questions and answers "
                         "(through --questions and --answers) must hold the same instruction and responses as the "
                         "human page's items")
     both = [o for o in matched.values() if len(o) == 2]  # each side shown first once
     consistency = round(sum(o[0] == o[1] for o in both) / len(both), 4) if both else None
     per = {k: _stats(labels[k]) for k in names}
-    report = {"criterion": cfg.criterion, **per[cfg.criterion], "per_criterion": per,
-              "pairs_matched": len(matched_items), "pairs_unplaced": len(unplaced),
-              "human_items": len({r["item_id"] for r in rows}),
-              "judge_pairs": len(verdicts), "position_consistency": consistency,
-              "pairs_in_both_orders": len(both), "models": sorted(models)}
-    out = cfg.output or cfg.human_db.with_name("agreement.json")
-    io.write_json(out, report)
-    return AgreementResult(Path(out), report)
+    return {"criterion": cfg.criterion, **per[cfg.criterion], "per_criterion": per,
+            "pairs_matched": len(matched_items), "pairs_unplaced": len(unplaced),
+            "human_items": len({r["item_id"] for r in rows}),
+            "judge_pairs": len(verdicts), "position_consistency": consistency,
+            "pairs_in_both_orders": len(both), "models": sorted(models)}
 
 
 def agreement_text(r: AgreementResult) -> str:
@@ -224,5 +297,13 @@ def agreement_text(r: AgreementResult) -> str:
     for name, s in rep["per_criterion"].items():
         lines.append(f"  {name}: agreement {pct(s['agreement'])}, kappa {k(s['kappa'])}, without ties "
                      f"{pct(s['agreement_without_ties'])} (kappa {k(s['kappa_without_ties'])}), {s['votes']} votes")
+    people = rep["human_agreement"][rep["criterion"]]
+    lines.append(f"  people with each other ({rep['criterion']}): {pct(people['agreement'])} over {people['pairs']} pairs "
+                 "of votes on the same item")
+    if len(rep["judges"]) > 1:
+        lines.append(f"  each judge against the same people ({rep['criterion']}):")
+    for judge, j in rep["judges"].items():
+        lines.append(f"  {'ACCEPTED' if j['accepted'] else 'REJECTED'} {judge}: agreement {pct(j['agreement'])}, "
+                     f"kappa {k(j['kappa'])} over {j['votes']} votes on {j['pairs_matched']} pairs; {j['rule']}")
     lines.append(f"wrote {r.output}")
     return "\n".join(lines)
