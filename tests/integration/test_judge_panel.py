@@ -197,3 +197,27 @@ def test_compare_with_a_panel_averages_the_judges_scores(tmp_path, openai_server
     assert [s["score"] for s in read_jsonl(out)[0]["responses_and_scores"]] == [round(19 / 3, 4), round(19 / 3, 4)]
     assert "agreement between judges" in r.stdout and "panel (mean of 3 judges' scores)" in r.stdout
 
+
+def test_the_report_shows_the_panel_the_kappas_the_flags_and_escapes_names(tmp_path, openai_server, openai_env):
+    """report.html of a study whose judge stage was a panel: the per-judge table, the kappa matrix,
+    the self-preference warning and the fingerprints, with a model id holding markup escaped."""
+    from gpt4llm.pipeline import report
+    from gpt4llm.pipeline.config import Pipeline
+    from gpt4llm.pipeline.study import Study
+
+    openai_server.reply = reply
+    out = tmp_path / "reviews.jsonl"
+    r = run_cli(*judge_args(tmp_path, out, "gpt-4o", "judge-b", model="<b>student</b>"), env=openai_env)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((tmp_path / "reviews.jsonl.summary.json").read_text())
+    study = Study.of(Pipeline.model_validate({"name": "t", "models": {"judge": ["openai:gpt-4o", "openai:judge-b"]}}),
+                     tmp_path / "p.yaml", tmp_path / "study")
+    study.results["judge"] = {"summaries": s["models"], "figures": [], "mode": "pairwise", "panel": s["panel"],
+                              "self_preference": s["self_preference"]}
+    report.build(study, total_seconds=1.0)
+    html = (tmp_path / "study" / "report.html").read_text()
+    panel = html[html.index('id="judge-panel"'):html.index("</section>", html.index('id="judge-panel"'))]
+    assert "&lt;b&gt;student&lt;/b&gt;" in panel and "<b>student</b>" not in html
+    assert '<table class="kappa-matrix">' in panel and "50.0%, &kappa; 0.000 (8)" in panel
+    assert panel.count("judge-fingerprint") == 2 and "judge openai:judge-b, model_returned judge-b" in panel
+    assert "Self-preference risk: the judge openai:gpt-4o and the reference gpt-4-0613 are of the same family openai-gpt" in panel

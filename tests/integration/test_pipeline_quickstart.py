@@ -54,6 +54,17 @@ def test_results_json_matches_the_stage_outputs(quickstart_run):
         assert s["flip_rate"] is not None
         # A 135M judge is noise, and the summary says so (here: its little probability on score tokens).
         assert s["reliability"]["unreliable"] and any("score tokens" in x for x in s["reliability"]["reasons"])
+        # every verdict names its judge: the embedded model, its weights hashed, the reviewer prompt, the decoding
+        assert s["judge_fingerprint"].startswith("12 verdicts: judge local:smollm2-135m-instruct, model_returned "
+                                                 "local:smollm2-135m-instruct, system_fingerprint weights-sha256:")
+    # the judge is the teacher's model and the students' base: self-preference is flagged, with win rates
+    flags = {(f["model"], f["role"]): f for f in r["judge"]["self_preference"]}
+    assert set(flags) == {(m, "model") for m in summaries} | {("teacher", "reference")}
+    assert all(f["reason"] == "same family smollm" for f in flags.values())
+    se = summaries["student-en"]
+    assert flags[("student-en", "model")]["win_rate_by_judge"]["local:smollm2-135m-instruct"] == round(
+        100 * (se["wins"] + se["ties"] / 2) / (se["wins"] + se["ties"] + se["losses"]), 2)
+    assert {f["model"] for f in r["compare"]["report"]["self_preference"]} == {"teacher", "terse"}
     assert r["rouge"]["table"] == json.loads((out / "eval" / "rouge.json").read_text())
     assert r["stats"]["numbers"] == json.loads((out / "stats" / "stats.json").read_text())
     sft = json.loads((out / "models" / "student-en" / "gpt4llm_train.json").read_text())
@@ -82,6 +93,12 @@ def test_report_has_every_section_and_escapes_model_text(quickstart_run):
     assert html.count('<tr class="unreliable">') == 5 and "unreliable judge: " in html
     assert 'src="data:image/png;base64,' in html  # images are embedded: one file opens anywhere
     assert 'id="leaderboard"' in html and "length-controlled win rate" in html
+    assert html.count('class="warn self-preference"') == 6 + 2  # 5 judged models and the teacher; 2 compare sources
+    assert '<p class="muted judge-fingerprint">Judge: 12 verdicts: judge local:smollm2-135m-instruct' in html
+    cleaning = html[html.index('<section id="cleaning">'):]
+    cleaning = cleaning[:cleaning.index("</section>")]
+    assert "vicuna80" in cleaning and "What are the most effective ways to deal with stress?" in cleaning
+    assert "exact duplicate" in cleaning and "near duplicate" in cleaning
 
 
 def test_a_finished_study_runs_again_with_nothing_to_do(quickstart_run):
@@ -93,12 +110,6 @@ def test_a_finished_study_runs_again_with_nothing_to_do(quickstart_run):
     assert (out / "data" / "comparisons.jsonl").read_bytes() == before
 
 
-    assert html.count('class="warn self-preference"') == 6 + 2  # 5 judged models and the teacher; 2 compare sources
-    assert '<p class="muted judge-fingerprint">Judge: 12 verdicts: judge local:smollm2-135m-instruct' in html
-    cleaning = html[html.index('<section id="cleaning">'):]
-    cleaning = cleaning[:cleaning.index("</section>")]
-    assert "vicuna80" in cleaning and "What are the most effective ways to deal with stress?" in cleaning
-    assert "exact duplicate" in cleaning and "near duplicate" in cleaning
 def test_the_study_is_published_as_the_hub_reads_it(quickstart_run, tmp_path):
     """stages.publish: each dataset the study made is a config datasets.load_dataset reads back
     as the stage's file says, and each model has a card with its own numbers from results.json."""

@@ -79,3 +79,32 @@ def test_paper_dry_run_prints_the_plan_and_cost_and_runs_nothing(tmp_path):
     assert "52,002" in out and "2,438 optimizer steps" in out  # 52,002 x 3 / 64
     assert "estimated cost: $" in out and "no model was called" in out
     assert not (tmp_path / "paper").exists()
+
+
+PANEL = """name: t
+models:
+  teacher: local:smollm2-135m-instruct
+  judge: [openai:gpt-4o, openai:claude-3-5-sonnet, local:smollm2-135m-instruct]
+data:
+  benchmarks: {judge: {questions: vicuna80}}
+stages:
+  answer: {}
+  judge: {reference: teacher}
+"""
+
+
+def test_a_panel_of_judges_in_models_judge(tmp_path):
+    pipe, _ = load(write(tmp_path, PANEL))
+    assert pipe.judges == ["openai:gpt-4o", "openai:claude-3-5-sonnet", "local:smollm2-135m-instruct"]
+    for text, expected in [
+        (PANEL.replace("local:smollm2-135m-instruct]", "openai:gpt-4o]"), "a panel of judges names each judge once"),
+        (PANEL.replace("openai:claude-3-5-sonnet", "claude"), "'claude': unknown model form"),
+        (PANEL.replace("{reference: teacher}", "{reference: teacher, mode: single}"), "mode single takes one judge"),
+    ]:
+        with pytest.raises(UserError, match=expected):
+            load(write(tmp_path, text))
+    # the dry run prices every judge of the panel: one review row each
+    r = run_cli("run", str(write(tmp_path, PANEL)), "--dry-run", "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    rows = [x for x in r.stdout.splitlines() if x.lstrip().startswith("judge ")]
+    assert len(rows) == 3 and all(j in "\n".join(rows) for j in pipe.judges)

@@ -36,12 +36,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _model(v: str | None) -> str | None:
-    if v is not None:
+def _model(v: str | list[str] | None) -> str | list[str] | None:
+    for x in ([v] if isinstance(v, str) else v or []):
         try:
-            parse_model(v, "model")
+            parse_model(x, "model")
         except UserError as e:
             raise ValueError(str(e).removeprefix("model ")) from None
+    if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+        raise ValueError("a panel of judges names each judge once, at least one")
     return v
 
 
@@ -50,8 +52,8 @@ class Models(Strict):
     """Answers the instructions (the paper: GPT-4)."""
     translator: str | None = None
     """Translates the instructions for other languages (default: the teacher)."""
-    judge: str = DEFAULT_MODEL
-    """Scores responses (compare) and reviews answer pairs (eval judge)."""
+    judge: str | list[str] = DEFAULT_MODEL
+    """Scores responses (compare) and reviews answer pairs (eval judge); a list is a panel: each judge on the same pairs, per-judge results, their agreement and the panel's verdict."""
     student_base: str = DEFAULT_MODEL
     """The model fine-tuned on the teacher's answers (the paper: LLaMA-7B)."""
     reward_base: str = DEFAULT_MODEL
@@ -164,10 +166,13 @@ class Pipeline(Strict):
         if s.judge and s.judge.mode == "single" and (s.judge.leaderboard or s.judge.human_db):
             raise ValueError("stages.judge: leaderboard and human_db read pairwise reviews; use mode: pairwise "
                              "(or a second pipeline for the single-answer grades)")
+        if s.judge and s.judge.mode == "single" and len(self.judges) > 1:
+            raise ValueError("stages.judge.mode single takes one judge; a list in models.judge is a panel of pairwise "
+                             "judges")
         if s.rouge and not self.data.benchmarks.rouge:
             raise ValueError("stages.rouge needs data.benchmarks.rouge")
         for name, st in (("compare", s.compare), ("judge", s.judge)):
-            if st and st.score_mode == "logprobs" and not self.models.judge.startswith("local:"):
+            if st and st.score_mode == "logprobs" and not all(j.startswith("local:") for j in self.judges):
                 raise ValueError(f"stages.{name}.score_mode logprobs needs a local: judge")
         if self.backend.batch_api and not self.models.teacher.startswith("openai:"):
             raise ValueError("backend.batch_api works with an openai: teacher")
@@ -176,6 +181,11 @@ class Pipeline(Strict):
     @property
     def languages(self) -> list[str]:
         return self.stages.generate.languages
+
+    @property
+    def judges(self) -> list[str]:
+        """models.judge as a list (one judge, or a panel)."""
+        return [self.models.judge] if isinstance(self.models.judge, str) else list(self.models.judge)
 
     @property
     def translator(self) -> str:

@@ -106,8 +106,9 @@ def dry_run(study: "Study") -> dict:
                                  batch and src.model.startswith("openai:")))
         rate = estimate_tokens(rating_prompt("", "", "")) + math.ceil(chars / 4) + ASSUMED_RESPONSE_TOKENS
         k = len(s.compare.sources)
-        rows.append(_row(study, "compare: scoring", m.judge, n * k, rate, s.compare.max_tokens,
-                         f"{k} per instruction; + re-asks", batch and m.judge.startswith("openai:")))
+        for judge in pipe.judges:  # a panel: every judge scores every response
+            rows.append(_row(study, "compare: scoring", judge, n * k, rate, s.compare.max_tokens,
+                             f"{k} per instruction; + re-asks", batch and judge.startswith("openai:")))
     train = []
     if s.sft:
         steps = math.ceil(math.ceil(min(n, s.sft.limit or n) * s.sft.epochs) / s.sft.batch_size)
@@ -162,13 +163,14 @@ def dry_run(study: "Study") -> dict:
                 max_tokens = judge_decoding(s.judge.mode, s.judge.temperature, s.judge.max_tokens)[1]
                 if s.judge.mode == "single":  # each answer graded alone, a second turn with the whole conversation
                     review = 250 + math.ceil(qchars / 4) + ASSUMED_RESPONSE_TOKENS
-                    rows.append(_row(study, "judge (single)", m.judge, q * models, review, max_tokens,
+                    rows.append(_row(study, "judge (single)", pipe.judges[0], q * models, review, max_tokens,
                                      f"{models} models, 1-2 turns each"))
                 else:
                     orders = 2 if s.judge.orders == "both" else 1
                     review = 250 + math.ceil(qchars / 4) + 2 * ASSUMED_RESPONSE_TOKENS
-                    rows.append(_row(study, "judge", m.judge, q * models * orders, review, max_tokens,
-                                     f"{models} models x {orders} order(s)"))
+                    for judge in pipe.judges:  # a panel: every judge reviews every pair
+                        rows.append(_row(study, "judge", judge, q * models * orders, review, max_tokens,
+                                         f"{models} models x {orders} order(s)"))
     if batch:
         for r in rows:
             if r.stage.startswith(("generate", "translate", "compare")) and r.model.startswith("openai:"):

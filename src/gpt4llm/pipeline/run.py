@@ -125,7 +125,7 @@ class Runner:
                            "evaluated": [b.model_dump() for b in self.evaluated()]},
                           [p("data", f"clean.{lang}.jsonl")], [f"generate.{lang}"]), lambda lang=lang: self.clean(lang))
         if s.compare:
-            add(Stage("compare", f"{m.judge} scores {len(s.compare.sources)} sources' responses 1-10",
+            add(Stage("compare", f"{' + '.join(pipe.judges)} scores {len(s.compare.sources)} sources' responses 1-10",
                       {"judge": m.judge, "settings": fingerprinted(s.compare)}, [p("data", "comparisons.jsonl")],
                       [self.answered("en")]), self.compare)
         if s.sft:
@@ -154,7 +154,8 @@ class Runner:
             add(Stage("rank", "the reward model ranks the student's samples (best-of-N, groups 1..N)",
                       {"settings": fingerprinted(s.rank)}, [p("answers", "ranked.json")], ["rm", "answer"]), self.rank)
         if s.judge:
-            add(Stage("judge", f"{m.judge} reviews each model's answers against the reference (Vicuna's reviewer)",
+            add(Stage("judge", f"{' + '.join(pipe.judges)} review{'s' if len(pipe.judges) == 1 else ''} each model's "
+                      "answers against the reference (Vicuna's reviewer)" + (" as a panel" if len(pipe.judges) > 1 else ""),
                       {"judge": m.judge, "settings": fingerprinted(s.judge)}, [p("eval", "reviews.jsonl.summary.json")],
                       ["answer"] + (["rank"] if s.rank else [])), self.judge)
         if s.rouge:
@@ -252,14 +253,18 @@ class Runner:
             check_calls(f"source {src.name}", r.calls, r.failed, r.errors_file)
             calls[src.name] = calls_dict(r.calls)
             files.append(str(out))
+        from gpt4llm.eval.families import family, name_of
+
+        models = {x.name: x.model or st.pipe.models.teacher for x in c.sources}  # what each source is, for self-preference
+        fams = [*(c.family or []), *(f"{n}={family(m) or name_of(m)}" for n, m in models.items())]
         r = compare.run(compare.CompareSettings(
-            **settings(c), instructions=str(teacher), responses=files, output=st.p("data", "comparisons.jsonl"),
-            judge=st.pipe.models.judge, source_names=",".join(x.name for x in c.sources), allow_missing=True,
-            **self.calls()))
+            **{**settings(c), "family": fams}, instructions=str(teacher), responses=files,
+            output=st.p("data", "comparisons.jsonl"), judge=st.pipe.models.judge,
+            source_names=",".join(x.name for x in c.sources), allow_missing=True, **self.calls()))
         check_calls("scoring", r.calls, r.call_failures, errors_path(r.output))
         calls["judge"] = calls_dict(r.calls)
         return {"written": r.written, "report": r.report, "figures": [str(f) for f in r.figure],
-                "call_failures": r.call_failures, "calls": calls}
+                "call_failures": r.call_failures, "calls": calls, "panel": r.panel}
 
     def _training_dir(self, cfg) -> dict:
         """resume (the same run, cut short) or overwrite (a run of other settings) for a training dir."""
@@ -375,28 +380,44 @@ class Runner:
         if st.pipe.stages.rank:
             answers += [g["file"] for g in st.results["rank"]["groups"].values()]
         questions = st.questions(st.pipe.data.benchmarks.judge)
+        family = [*(j.family or []), *self.families()]  # the user's first: they are checked in order
         r = judge.run(judge.JudgeSettings(
-            **{**settings(j), "reference": ref, "human_db": None}, questions=questions, answers=answers,
-            output=st.p("eval", "reviews.jsonl"), judge=st.pipe.models.judge, allow_missing=True, **self.calls()))
+            **{**settings(j), "reference": ref, "human_db": None, "family": family}, questions=questions,
+            answers=answers, output=st.p("eval", "reviews.jsonl"), judge=st.pipe.models.judge, allow_missing=True,
+            **self.calls()))
         check_calls("reviews", r.calls, r.call_failures, errors_path(r.output))
         out = {"summaries": r.summaries, "figures": [str(f) for f in r.figure], "calls": calls_dict(r.calls),
-               "mode": j.mode}
+               "mode": j.mode, "panel": r.panel, "self_preference": r.self_preference,
+               "judge_fingerprint": next(iter(r.summaries.values()), {}).get("judge_fingerprint")}
         if j.leaderboard:
             from gpt4llm.eval import leaderboard
 
             board = leaderboard.run(leaderboard.LeaderboardSettings(
                 reviews=[str(r.output)], answers=[ref, *answers], output_dir=st.p("eval", "leaderboard"),
-                seed=st.pipe.seed, null_model_threshold=j.null_model_threshold))
+                seed=st.pipe.seed, null_model_threshold=j.null_model_threshold, family=family))
             out["leaderboard"] = {"rows": board.rows, "baseline": board.baseline, "notes": board.notes,
                                   "figures": [str(f) for f in board.files], "style": board.style,
-                                  "reliability": board.reliability}
+                                  "reliability": board.reliability, "judge": board.judge}
         if j.human_db:
             from gpt4llm.eval import agreement
 
-            a = agreement.run(agreement.AgreementSettings(
-                reviews=[str(r.output)], questions=questions, answers=[ref, *answers], human_db=st.path(str(j.human_db)),
-                output=st.p("eval", "agreement.json")))
+            a = agreement.run(agreement.AgreementSettings(  # a panel: its verdict, then each judge on its own
+                reviews=[str(r.output), *(r.panel or {}).get("files", {}).values()], questions=questions,
+                answers=[ref, *answers], human_db=st.path(str(j.human_db)), output=st.p("eval", "agreement.json")))
             out["agreement"] = a.report
+        return out
+
+    def families(self) -> list[str]:
+        """PATTERN=FAMILY of the study's own models for the self-preference check: the students and the base
+        are of the student base's family, the teacher (the reference) of the teacher's; a model outside the
+        table is a family of its own name, so a judge that is the same checkpoint is still caught."""
+        from gpt4llm.eval.families import family, name_of
+
+        m = self.study.pipe.models
+        out = []
+        for pattern, model in (("student-*", m.student_base), ("base", m.student_base), ("teacher", m.teacher)):
+            fam = family(model) or name_of(model)
+            out += [f"{pattern}={fam}", f"{name_of(model)}={fam}"]
         return out
 
     def rouge(self) -> dict:
