@@ -160,12 +160,14 @@ def test_each_filter_has_its_reason_code_and_can_be_switched_off(tmp_path):
             answered("Describe the water cycle in simple words.", output="Describe the water cycle in simple words."),
             answered("描述一下水循环。", output="Water evaporates from the sea, forms clouds and falls again as rain.",
                      language="zh"),
-            answered("描述一下光合作用。", output="植物利用阳光、水和二氧化碳制造葡萄糖，并释放出氧气。", language="zh")]
+            answered("描述一下光合作用。", output="植物利用阳光、水和二氧化碳制造葡萄糖，并释放出氧气。", language="zh"),
+            # a degenerate loop is no language at all (py3langid: Serbian with p = 0.014): not wrong_language
+            answered("Give four names for a coffee shop.", output="### Response:\n" * 12, language="en")]
     kept, removed, s = clean(tmp_path, rows, decontaminate=False, exact=False, near=False)
     got = {int(r["where"].rsplit(":", 1)[1]): r["reason"] for r in removed}
     assert got == {1: "empty", 2: "empty", 3: "truncated", 5: "refusal", 6: "refusal", 8: "copies_instruction",
                    9: "wrong_language"}
-    assert {r["instruction"] for r in kept} == {rows[i - 1]["instruction"] for i in (4, 7, 10)}
+    assert {r["instruction"] for r in kept} == {rows[i - 1]["instruction"] for i in (4, 7, 10, 11)}
     assert next(r for r in removed if r["reason"] == "wrong_language")["detail"] == "expected zh, detected en"
     assert set(s["by_reason"]) == set(REASONS)
     off = {"empty": False, "truncated": False, "refusal": False, "wrong_language": False, "copies_instruction": False}

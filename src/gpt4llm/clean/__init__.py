@@ -178,8 +178,6 @@ def _pass1(sources: list[str], filters: Filters, say) -> Pass1:
                  np.frombuffer(flat, dtype=np.uint64), np.frombuffer(lengths, dtype=np.int64), hasher)
 
 
-
-
 # ---------------------------------------------------------------- deciding
 
 
