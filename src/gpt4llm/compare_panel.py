@@ -20,7 +20,7 @@ from typing import Any
 
 from gpt4llm import io, plots
 from gpt4llm.compare import CompareSettings, CompareSummary, run as run_one, self_preference
-from gpt4llm.eval.panel import cohen_kappa, combined_fingerprint, judge_output
+from gpt4llm.eval.panel import cohen_kappa, combined_fingerprint, judge_output, merge_errors
 from gpt4llm.schemas import Comparison
 from gpt4llm.stage import journal_path
 from gpt4llm.stats import score_report
@@ -43,6 +43,7 @@ def run(cfg: CompareSettings) -> CompareSummary:
     for r in runs.values():
         calls = r.calls if calls is None else calls.merge(r.calls)
     failures = sum(r.call_failures for r in runs.values())
+    merge_errors(cfg.output, {j: r.output for j, r in runs.items()})
     if len(runs) < len(cfg.judge):
         first = next(iter(runs.values()))
         return CompareSummary(Path(cfg.output), 0, first.report, [], failures, calls, {"judges": cfg.judge, "incomplete": True})

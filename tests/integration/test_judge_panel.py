@@ -221,3 +221,26 @@ def test_the_report_shows_the_panel_the_kappas_the_flags_and_escapes_names(tmp_p
     assert '<table class="kappa-matrix">' in panel and "50.0%, &kappa; 0.000 (8)" in panel
     assert panel.count("judge-fingerprint") == 2 and "judge openai:judge-b, model_returned judge-b" in panel
     assert "Self-preference risk: the judge openai:gpt-4o and the reference gpt-4-0613 are of the same family openai-gpt" in panel
+
+
+def test_a_judge_whose_calls_fail_fails_the_panel_run_until_retried(tmp_path, openai_server, openai_env):
+    """Judges run one after the other, so the second request of each prompt is judge-b's: those answer
+    400. The panel's verdict is gpt-4o's alone, the run exits 1 listing judge-b's calls, and the
+    next run retries them only."""
+    from support.openai_server import Fault
+
+    openai_server.reply = reply
+    openai_server.fault = lambda content, attempt: Fault("status", 400) if attempt == 2 else None
+    out = tmp_path / "reviews.jsonl"
+    r = run_cli(*judge_args(tmp_path, out, "gpt-4o", "judge-b"), env=openai_env)
+    # (counted per question, as for one judge: 4 questions, each failed in both orders)
+    assert r.returncode == 1 and "eval judge: 4 model calls failed (listed in" in r.stderr, r.stderr
+    errors = read_jsonl(tmp_path / "reviews.jsonl.errors.jsonl")
+    assert len(errors) == 8 and {e["judge"] for e in errors} == {"openai:judge-b"}
+    assert [x["score"] for x in read_jsonl(out) if x["meta"]["order"] == "model_first"] == [[4, 9]] * 4  # gpt-4o's
+    openai_server.fault = None
+    sent = len(openai_server.requests)
+    r = run_cli(*judge_args(tmp_path, out, "gpt-4o", "judge-b"), env=openai_env)
+    assert r.returncode == 0, r.stderr
+    assert len(openai_server.requests) == sent + 8 and {x["body"]["model"] for x in openai_server.requests[sent:]} == {"judge-b"}
+    assert not (tmp_path / "reviews.jsonl.errors.jsonl").exists()

@@ -123,7 +123,10 @@ class JudgeSummary:
 
     @property
     def call_failures(self) -> int:
-        return sum(s["call_failures"] for s in self.summaries.values())
+        """Failed calls (a re-run retries them); a panel's: every judge's, not only where all failed."""
+        per = (self.panel or {}).get("per_judge")
+        summaries = [s for p in per.values() for s in p.values()] if per else self.summaries.values()
+        return sum(s["call_failures"] for s in summaries)
 
 
 def load_answers(path: str, question_ids: set, allow_missing: bool) -> tuple[str, dict[Any, dict]]:

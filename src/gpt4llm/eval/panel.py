@@ -37,7 +37,7 @@ from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
 from gpt4llm.eval import judge as one
 from gpt4llm.schemas import Review
-from gpt4llm.stage import AskStats, journal_path
+from gpt4llm.stage import AskStats, errors_path, journal_path, write_errors
 
 OUTCOMES = ("win", "tie", "loss")  # of the evaluated model
 
@@ -70,6 +70,7 @@ def run(cfg: one.JudgeSettings) -> one.JudgeSummary:
         if runs[j].calls is not None and runs[j].calls.budget_reached:
             break  # the cap is reached: the judges after this one are not asked (exit 3, resumable)
     calls = _merge_calls(runs)
+    merge_errors(cfg.output, {j: s.output for j, s in runs.items()})
     if len(runs) < len(cfg.judge):  # stopped by the budget: no panel verdict from part of the panel
         first = next(iter(runs.values()))
         return one.JudgeSummary(Path(cfg.output), first.summaries, [], calls, None,
@@ -109,6 +110,15 @@ def run(cfg: one.JudgeSettings) -> one.JudgeSummary:
     ref_id = combined[0]["meta"]["reference_id"] if combined else ""
     fig = plots.judge_bars(drawable, Path(f"{cfg.output}.chart"), ref_id) if drawable else []
     return one.JudgeSummary(Path(cfg.output), summaries, fig, calls, asked, panel=panel, self_preference=flags)
+
+
+def merge_errors(output: Path, outputs: dict[str, Path]) -> None:
+    """``<output>.errors.jsonl``: every judge's failed calls, each row naming its judge (or no file)."""
+    rows = []
+    for judge, out in outputs.items():
+        if errors_path(out).is_file():
+            rows += [{"judge": judge, **r.data} for r in io.read_rows(errors_path(out))]
+    write_errors(output, rows)
 
 
 def _merge_calls(runs: dict[str, one.JudgeSummary]) -> CallStats | None:
