@@ -98,7 +98,7 @@ def clean(cfg: CleanSettings) -> None:
     typer.echo(stage.summary_text(stage.run(cfg)))
 
 
-group("train", "Train the student (sft, dpo) or the reward model (rm).")
+group("train", "Train the student (sft, dpo, iterate) or the reward model (rm).")
 
 
 @register("train sft", "gpt4llm.train.sft:SFTSettings")
@@ -123,6 +123,14 @@ def train_dpo(cfg: DPOSettings) -> None:
     from gpt4llm.train import dpo
 
     typer.echo(dpo_text(dpo.run(cfg), cfg.dry_run))
+
+
+@register("train iterate", "gpt4llm.train.iterate:IterateSettings")
+def train_iterate(cfg: IterateSettings) -> None:
+    """Improve the student with its own samples scored by a reward model: best-of-N distillation or iterative DPO."""
+    from gpt4llm.train import iterate
+
+    typer.echo(iterate.summary_text(iterate.run(cfg)))
 
 
 @register("answer", "gpt4llm.eval.answer:AnswerSettings")

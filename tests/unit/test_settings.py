@@ -35,7 +35,7 @@ def _help(path: str) -> str:
 
 
 def test_every_command_is_made_from_a_settings_class():
-    assert len(COMMAND_CLASSES) == 25
+    assert len(COMMAND_CLASSES) == 26
 
 
 @pytest.mark.parametrize("path", sorted(COMMAND_CLASSES))

@@ -67,6 +67,8 @@ class DPOSettings(common.TrainSettings):
     """DPO's beta: how far the policy may move from the reference (DPO, TRL: 0.1)."""
     margin_weight: float = Field(0.0, ge=0)
     """pairs: weight each pair by 1 + this x (s_h - s_l), so pairs the judge separated more count more (0: all equal)."""
+    min_gap: float = Field(0.0, ge=0)
+    """sigmoid, pairs: leave out pairs whose scores differ by less than this (0: every pair with s_h > s_l)."""
     epochs: float = Field(1.0, gt=0)
     """Passes over the comparisons."""
     learning_rate: Annotated[float, Field(gt=0), Opt("--lr")] = 1e-6
@@ -87,6 +89,16 @@ class DPOSettings(common.TrainSettings):
         "warmup_ratio", "weight_decay", "batch_size", "per_device_batch", "max_length", "packing", "eval_split", "lora",
         "lora_r", "seed", "limit")
 
+    def fingerprint(self) -> str:
+        # --min-gap came after the first DPO runs: at its default it is left out, so their fingerprints
+        # (and --resume of a run cut short) stay as they were.
+        if not self.min_gap:
+            return super().fingerprint()
+        import hashlib
+
+        keys = (*self.FINGERPRINT, "min_gap")
+        return hashlib.sha256(json.dumps({k: str(getattr(self, k)) for k in keys}).encode()).hexdigest()[:16]
+
 
 @dataclass
 class DPOResult:
@@ -105,13 +117,15 @@ class DPOResult:
 # ---------------------------------------------------------------- the losses (pure tensor functions)
 
 
-def pair_mask(scores, group_of):
-    """[h, l] True where h and l answer the same prompt and s_h > s_l."""
-    return (group_of[:, None] == group_of[None, :]) & (scores[:, None] > scores[None, :])
+def pair_mask(scores, group_of, min_gap: float = 0.0):
+    """[h, l] True where h and l answer the same prompt and s_h > s_l (by at least ``min_gap``)."""
+    gap = scores[:, None] - scores[None, :]
+    return (group_of[:, None] == group_of[None, :]) & (gap > 0) & (gap >= min_gap)
 
 
-def best_worst_mask(scores, group_of):
-    """[h, l] True for each prompt's (first) best and (first) worst response, when their scores differ."""
+def best_worst_mask(scores, group_of, min_gap: float = 0.0):
+    """[h, l] True for each prompt's (first) best and (first) worst response, when their scores differ
+    (by at least ``min_gap``)."""
     import torch
 
     mask = torch.zeros(len(scores), len(scores), dtype=torch.bool, device=scores.device)
@@ -119,21 +133,22 @@ def best_worst_mask(scores, group_of):
         idx = (group_of == g).nonzero().flatten()
         s = scores[idx]
         h, lo = idx[int(torch.argmax(s))], idx[int(torch.argmin(s))]
-        if scores[h] > scores[lo]:
+        if scores[h] > scores[lo] and scores[h] - scores[lo] >= min_gap:
             mask[h, lo] = True
     return mask
 
 
-def dpo_loss(policy, ref, scores, group_of, beta: float, loss: str = "pairs", margin_weight: float = 0.0):
+def dpo_loss(policy, ref, scores, group_of, beta: float, loss: str = "pairs", margin_weight: float = 0.0,
+             min_gap: float = 0.0):
     """The loss of a batch of sequence log-probabilities (see the module docstring), and the pairs'
-    (chosen, rejected) indices for metrics."""
+    (chosen, rejected) indices for metrics; ``min_gap``: sigmoid and pairs leave out closer pairs."""
     import torch
     import torch.nn.functional as F
 
     r = beta * (policy - ref)
     if loss == "plackett-luce":
         return plackett_luce_loss(r, scores, group_of), pair_mask(scores, group_of).nonzero().T
-    mask = best_worst_mask(scores, group_of) if loss == "sigmoid" else pair_mask(scores, group_of)
+    mask = best_worst_mask(scores, group_of, min_gap) if loss == "sigmoid" else pair_mask(scores, group_of, min_gap)
     h, lo = mask.nonzero().T
     if h.numel() == 0:
         return policy.sum() * 0.0, (h, lo)
@@ -365,6 +380,9 @@ def held_out_metrics(model, groups: list[dict], collator: DPOCollator, beta: flo
 
 def run(cfg: DPOSettings) -> DPOResult:
     cfg.check()
+    if cfg.min_gap and cfg.loss == "plackett-luce":
+        raise UserError(f"--min-gap {cfg.min_gap:g}: leaves out pairs of --loss sigmoid or pairs; plackett-luce ranks "
+                        "all K responses (use --loss pairs)")
     from gpt4llm.pairs import load_comparisons
 
     world = common.world_size()
@@ -409,7 +427,7 @@ def _train(cfg: DPOSettings, tok, template, train_groups, held, accumulation: in
             m.p = 0.0
     flash = str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
     collator = DPOCollator(tok.pad_token_id, (0.0 if flash else attention_ratio(model.config)) if cfg.packing else None)
-    beta, loss_kind, margin_weight = cfg.beta, cfg.loss, cfg.margin_weight
+    beta, loss_kind, margin_weight, min_gap = cfg.beta, cfg.loss, cfg.margin_weight, cfg.min_gap
     logged: dict[str, list[float]] = {}
 
     class DPOTrainer(Trainer):
@@ -417,7 +435,7 @@ def _train(cfg: DPOSettings, tok, template, train_groups, held, accumulation: in
             with self.accelerator.autocast():  # the reference's context (accelerate's forward wrapper is the same)
                 pol = policy_logps(model, inputs)
             loss, (h, lo) = dpo_loss(pol, inputs["ref"], inputs["scores"], inputs["group_of"], beta, loss_kind,
-                                     margin_weight)
+                                     margin_weight, min_gap)
             with torch.no_grad():
                 r = beta * (pol - inputs["ref"])
                 for name, value in (("rewards/chosen", r[h]), ("rewards/rejected", r[lo]),
