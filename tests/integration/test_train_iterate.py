@@ -6,7 +6,7 @@ bad settings are one line and exit 2.
 
 The student: the session's 2-layer random Llama with its end-of-sequence logit raised by a fixed
 offset (every token's embedding gets a constant first component and EOS a larger one), so its
-answers end at random lengths (a mean of about 5 words at 12 tokens) as a trained student's do.
+answers end at random lengths (three in four within 12 tokens) as a trained student's do.
 The reward: the documented rule ``rule:regex=\\S+``, the number of words, recomputed here with
 ``str.split``. It is the reward a student can hack by talking longer, which the held-out length
 shows rising with it."""
@@ -53,8 +53,8 @@ def instructions(tmp_path_factory):
 
 def args(instructions, out, student, method, *extra, samples="8"):
     return ("train", "iterate", "-i", str(instructions), "-o", str(out), "-m", f"local:{student}", "--method", method,
-            "--rounds", "1", "--samples", samples, "--heldout", "8", "--heldout-samples", "4", "--max-tokens", "12",
-            "--temperature", "1.0", "--lr", "2e-2", "--epochs", "3", "--train-batch-size", "4", "--per-device-batch", "4",
+            "--rounds", "1", "--samples", samples, "--heldout", "8", "--heldout-samples", "4", "--max-tokens", "24",
+            "--temperature", "1.0", "--lr", "5e-3", "--epochs", "3", "--train-batch-size", "4", "--per-device-batch", "4",
             "--warmup-ratio", "0", "--save-steps", "1", "--logging-steps", "1", "-q", *extra)
 
 

@@ -157,3 +157,40 @@ def test_the_rule_scorer_counts_matches_and_refuses_bad_rules(tmp_path):
         Scorer(tmp_path, "rule:regex=a", **kw)
     with pytest.raises(UserError, match="logprobs reads a local judge"):
         Scorer(None, "openai:gpt-4o", **{**kw, "score_mode": "logprobs"})
+
+
+# ---------------------------------------------------------------- the pipeline's iterate stage
+
+def test_the_iterate_config_loads_and_its_dry_run_counts_every_answer(tmp_path):
+    from support import ROOT, run_cli
+
+    from gpt4llm.pipeline.config import load
+
+    pipe, _ = load(ROOT / "configs" / "iterate.yaml")
+    it = pipe.stages.iterate
+    assert pipe.stages.rm and pipe.stages.sft and it.method == "dpo" and it.judge is None
+    r = run_cli("run", str(ROOT / "configs" / "iterate.yaml"), "--dry-run", "-o", str(tmp_path / "study"))
+    assert r.returncode == 0, r.stderr
+    requests = {line[:34].strip(): int(line[68:77].replace(",", "")) for line in r.stdout.splitlines()[1:]
+                if line.startswith("iterate")}
+    # 40 seed instructions, 8 held out: 2 rounds x 16 prompts x 4 samples + 3 evaluations x 8 x 2 answers;
+    # the win rates: 3 students x 6 questions answered, 2 rounds x 6 questions x 2 orders judged
+    assert requests == {"iterate: student x4": 2 * 16 * 4 + 3 * 8 * 2, "iterate: win rates, 3 students": 18,
+                        "iterate: judge vs round 0": 24}
+    assert "train  iterate: student-en -> student-en-iterate, dpo" in r.stdout and not (tmp_path / "study" / "models").exists()
+
+
+@pytest.mark.parametrize("stages, expected", [
+    ("  iterate: {}\n", "stages.iterate needs a scorer"),
+    ("  iterate: {judge: 'rule:regex=x'}\n  sft: null\n", "stages.iterate needs stages.sft"),
+    ("  compare: {sources: [{name: a}, {name: b, model: 'local:x'}]}\n  rm: {}\n  iterate: {judge: 'rule:regex=x'}\n",
+     "leave judge out, or rm"),
+    ("  iterate: {samples: 1, judge: 'rule:regex=x'}\n", "stages.iterate.samples: Input should be greater than or equal to 2"),
+])
+def test_pipeline_iterate_mistakes_are_one_line(tmp_path, stages, expected):
+    from gpt4llm.pipeline.config import load
+
+    f = tmp_path / "p.yaml"
+    f.write_text("name: t\nstages:\n" + stages)
+    with pytest.raises(UserError, match=expected):
+        load(f)

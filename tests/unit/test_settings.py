@@ -25,6 +25,7 @@ COMMAND_CLASSES = _collect()
 SECTIONS = {"generate": "GenerateSettings", "translate": "TranslateSettings", "compare": "CompareSettings",
             "sft": "SFTSettings", "rm": "RMSettings", "dpo": "DPOSettings", "answer": "AnswerSettings", "rank": "RankSettings",
             "judge": "JudgeSettings", "rouge": "RougeSettings", "stats": "StatsSettings", "publish": "PublishSettings",
+            "iterate": "IterateSettings",
             "clean": "CleanSettings"}
 
 

@@ -27,6 +27,7 @@ from gpt4llm.publish.settings import PublishSettings
 from gpt4llm.settings import section
 from gpt4llm.stats import StatsSettings
 from gpt4llm.train.dpo import DPOSettings
+from gpt4llm.train.iterate import IterateSettings
 from gpt4llm.train.reward import RMSettings
 from gpt4llm.train.sft import SFTSettings
 from gpt4llm.translate import TranslateSettings
@@ -95,6 +96,7 @@ SFTStage = section(SFTSettings)
 CleanStage = section(CleanSettings)
 RMStage = section(RMSettings)
 DPOStage = section(DPOSettings)
+IterateStage = section(IterateSettings)
 AnswerStage = section(AnswerSettings)
 RankStage = section(RankSettings)
 JudgeStage = section(JudgeSettings)
@@ -119,6 +121,8 @@ class Stages(Strict):
     rm: RMStage | None = None
     dpo: DPOStage | None = None
     """Train student-en-dpo from the English SFT student on the comparisons (the comparison data is English)."""
+    iterate: IterateStage | None = None
+    """Improve the English SFT student with its own samples, scored by the reward model (stages.rm) or iterate.judge (models/student-en-iterate)."""
     answer: AnswerStage | None = None
     rank: RankStage | None = None
     judge: JudgeStage | None = None
@@ -149,6 +153,16 @@ class Pipeline(Strict):
         for stage, need, missing in needs:
             if missing:
                 raise ValueError(f"stages.{stage} needs stages.{need}")
+        if s.iterate and not s.sft:
+            raise ValueError("stages.iterate needs stages.sft (it improves the SFT student)")
+        if s.iterate and not s.rm and not s.iterate.judge:
+            raise ValueError("stages.iterate needs a scorer: stages.rm (the reward model) or stages.iterate.judge "
+                             "(a model, or rule:regex=PATTERN)")
+        if s.iterate and s.rm and s.iterate.judge:
+            raise ValueError("stages.iterate.judge: the study trains a reward model (stages.rm), which scores the "
+                             "samples; leave judge out, or rm")
+        if s.iterate and "en" not in s.generate.languages:
+            raise ValueError("stages.iterate improves the English student: keep en in stages.generate.languages")
         if s.dpo and "en" not in s.generate.languages:
             raise ValueError("stages.dpo trains the English student (the comparisons are English): keep en in "
                              "stages.generate.languages")

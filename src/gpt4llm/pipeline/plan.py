@@ -136,6 +136,10 @@ def dry_run(study: "Study") -> dict:
                      f"{s.dpo.beta:g}, lr {s.dpo.learning_rate:g}"
                      + ("; no DPO student for " + ", ".join(x for x in pipe.languages if x != "en")
                         + " (the comparisons are English)" if len(pipe.languages) > 1 else ""))
+    if s.iterate:
+        rows_, train_ = iterate_plan(study, alpaca)
+        rows += rows_
+        train.append(train_)
     if s.answer:
         b = pipe.data.benchmarks
         for kind, bench in (("judge", b.judge), ("rouge", b.rouge)):
@@ -188,6 +192,37 @@ def dry_run(study: "Study") -> dict:
             "cost": (sum(c[0] for c in total), sum(c[1] for c in total)) if total else None,
             "unpriced": sorted({r.model for r in rows if r.cost is None and not r.model.startswith("local:")}),
             "output_dir": str(study.out)}
+
+
+def iterate_plan(study: "Study", prompt_tokens: int) -> tuple[list[Row], str]:
+    """The student's answers and the scorer's calls of ``train iterate`` at most (every round run, no early stop)."""
+    from gpt4llm.compare import rating_prompt
+    from gpt4llm.train.iterate import LEARNING_RATE
+
+    it = study.pipe.stages.iterate
+    n, chars, note = _count(study, study.pipe.data.instructions, it.limit)
+    held = min(it.heldout, max(n - 1, 0))
+    per = min(it.prompts_per_round or n - held, n - held)
+    answers = it.rounds * per * it.samples + (it.rounds + 1) * held * it.heldout_samples
+    rows = [_row(study, f"iterate: student x{it.samples}", "local:(trained student)", answers, prompt_tokens,
+                 it.max_tokens, f"{it.rounds} rounds x {per} prompts x {it.samples} + {it.rounds + 1} x {held} held out")]
+    if it.judge and not it.judge.startswith("rule:"):
+        rate = estimate_tokens(rating_prompt("", "", "")) + math.ceil(chars / 4) + it.max_tokens
+        rows.append(_row(study, "iterate: scoring", it.judge, answers, rate, 1024, "each answer rated 1-10; + re-asks"))
+    bench = study.pipe.data.benchmarks.judge
+    if bench:  # each round's student against round 0's, both orders (eval judge)
+        q, qchars, qnote = _count(study, bench.questions, bench.limit)
+        rows.append(_row(study, f"iterate: win rates, {it.rounds + 1} students", "local:(trained student)",
+                         (it.rounds + 1) * q, prompt_tokens, it.max_tokens, qnote))
+        rows.append(_row(study, "iterate: judge vs round 0", study.pipe.models.judge, 2 * it.rounds * q,
+                         250 + math.ceil(qchars / 4) + 2 * it.max_tokens, 1024, f"{it.rounds} rounds x 2 orders"))
+    scorer = "the reward model" if study.pipe.stages.rm else it.judge
+    how = "best-of-N SFT" if it.method == "rejection" else f"DPO on {it.pairs} pairs"
+    train = (f"iterate: student-en -> student-en-iterate, {it.method} ({how}), up to {it.rounds} rounds of {per:,} prompts x {it.samples} samples scored by {scorer}, {it.epochs:g} "
+             f"epoch(s) / batch {it.train_batch_size} per round, lr {it.learning_rate or LEARNING_RATE[it.method]:g}; {held} instructions held out for reward, "
+             f"length and KL" + (f"; stops when the held-out reward has not improved for {it.patience} round(s)"
+                                 if it.patience else ""))
+    return rows, train
 
 
 def plan_table(plan: dict) -> str:

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 PACKAGES = ("gpt4llm", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "openai", "rouge-score",
             "spacy", "matplotlib", "plotly")
-SECTIONS = ("plan", "stages", "data", "cleaning", "statistics", "comparison", "training", "judge", "rouge", "ranking",
-            "provenance")
+SECTIONS = ("plan", "stages", "data", "cleaning", "statistics", "comparison", "training", "iterate", "judge", "rouge",
+            "ranking", "provenance")
 
 
 def _versions() -> dict[str, str | None]:

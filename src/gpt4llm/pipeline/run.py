@@ -144,6 +144,14 @@ class Runner:
                       + (f" (no DPO student for {', '.join(others)}: the comparisons are English)" if others else ""),
                       {"settings": fingerprinted(s.dpo), "seed": pipe.seed},
                       [p("models", "student-en-dpo", "gpt4llm_train.json")], ["sft.en", "compare"]), self.dpo)
+        if s.iterate:
+            it, bench = s.iterate, pipe.data.benchmarks.judge
+            add(Stage("iterate", f"improve the English SFT student with its own samples ({it.method}, {it.rounds} "
+                      f"rounds of {it.samples} per prompt), scored by {'the reward model' if s.rm else it.judge}",
+                      {"settings": fingerprinted(it), "seed": pipe.seed, "instructions": pipe.data.instructions,
+                       "winrate": [m.judge, bench.model_dump() if bench else None]},
+                      [p("models", "student-en-iterate", "iterate.json")], ["sft.en"] + (["rm"] if s.rm else [])),
+                self.iterate)
         if s.answer:
             add(Stage("answer", "the students, the base and the reference answer the benchmarks",
                       {"settings": fingerprinted(s.answer), "benchmarks": pipe.data.benchmarks.model_dump(),
@@ -321,6 +329,26 @@ class Runner:
         return {"model": str(cfg.output_dir), "data_stats": r.stats, "steps": r.steps, "train_loss": r.train_loss,
                 "train_seconds": round(r.seconds, 1), "metrics": r.metrics, "effective_batch": r.effective_batch,
                 "template": r.template, "log_history": r.log_history}
+
+    def iterate(self) -> dict:
+        from gpt4llm.stage import seeds_path
+        from gpt4llm.train import iterate
+
+        st = self.study
+        t, s = st.pipe.stages.iterate, st.pipe.stages
+        bench = st.pipe.data.benchmarks.judge  # the win rates against the SFT student, by eval judge
+        mode = t.winrate_score_mode if "winrate_score_mode" in t.model_fields_set or not s.judge else s.judge.score_mode
+        instructions = st.pipe.data.instructions
+        r = iterate.run(iterate.IterateSettings(
+            **{**settings(t), "deepspeed": st.path(t.deepspeed) if t.deepspeed else None, "winrate_score_mode": mode},
+            instructions=str(seeds_path()) if instructions == "seeds" else st.path(instructions),
+            output_dir=st.p("models", "student-en-iterate"), model=f"local:{st.p('models', 'student-en').resolve()}",
+            reward_model=st.p("models", "reward") if s.rm else None, seed=st.pipe.seed, overwrite=True,
+            winrate_questions=st.questions(bench) if bench else None, winrate_limit=bench.limit if bench else None,
+            winrate_judge=st.pipe.models.judge, journal=st.journal, backend=self.backend(), quiet=self.quiet))
+        return {"model": r.final_model, "best_round": r.best_round, "stopped_early": r.stopped, "method": r.method,
+                "scorer": r.plan.get("scorer"), "plan": r.plan, "rounds": r.rounds, "winrates": r.winrates,
+                "figures": [str(f) for f in r.figure], "seconds": round(r.seconds, 1)}
 
     def answer(self) -> dict:
         from gpt4llm.eval import answer

@@ -106,13 +106,13 @@ class IterateSettings(common.TrainSettings):
     patience: int = Field(1, ge=0)
     """Stop once the held-out reward has not beaten its best round for this many rounds (0: run every round)."""
     winrate_questions: Annotated[str | None, Opt(pipeline=True)] = None
-    """Questions on which the judge compares each round's student with round 0's (eval judge, both orders)."""
+    """Questions on which the judge compares each round's student with round 0's (eval judge, both orders; pipeline: data.benchmarks.judge)."""
     winrate_limit: Annotated[int | None, Field(ge=1), Opt(pipeline=True)] = None
     """Only the first N win-rate questions."""
     winrate_judge: Annotated[str | None, Opt(pipeline=True)] = None
     """The win-rate judge (default: the embedded model; pipeline: models.judge)."""
     winrate_score_mode: Literal["text", "logprobs"] = "text"
-    """The win-rate judge's score mode (eval judge --score-mode)."""
+    """The win-rate judge's score mode (eval judge --score-mode; pipeline: stages.judge's unless set here)."""
     resume: Annotated[bool, Opt(cli=False, pipeline=True)] = True
     """Always: a run of the same settings in --output-dir continues where it stopped."""
     journal: Annotated[Path | None, Opt(pipeline=True)] = None
@@ -319,10 +319,11 @@ def _evaluate(cfg: IterateSettings, r: int, models: dict, held_qs, train_qs, sco
             return done
     student = steps.Student(model, cfg.backend, journal, cfg.quiet, cfg.output_dir)
     seed = (steps.weights_seed(model) + 1_000_003 * cfg.seed) & 0x7FFFFFFF
+    engine = cfg.backend.engine != "transformers"
     try:
         if not done:
             reqs = steps.requests(held_qs, template, cfg.heldout_samples, seed ^ 0x5EED, cfg.temperature, cfg.top_p,
-                                  cfg.max_tokens, "heldout")
+                                  cfg.max_tokens, "heldout", engine)
             held = student.answer(reqs, f"round {r}: held-out answers")
             scored = scorer.score(held, f"round {r}: held-out scores")
             for row, x in zip(held, scored.rewards):
@@ -337,7 +338,7 @@ def _evaluate(cfg: IterateSettings, r: int, models: dict, held_qs, train_qs, sco
             t0 = time.perf_counter()
             prompts = round_prompts(train_qs, r + 1, cfg.prompts_per_round, cfg.seed)
             reqs = steps.requests(prompts, template, cfg.samples, seed, cfg.temperature, cfg.top_p, cfg.max_tokens,
-                                  "train")
+                                  "train", engine)
             rows = student.answer(reqs, f"round {r + 1}: {cfg.samples} samples x {len(prompts)} prompts")
             io.write_records(nxt / "samples.jsonl", rows)
             io.write_json(nxt / "sampling.json", {"model": model, "seed": seed, "key": _rows_key(rows),

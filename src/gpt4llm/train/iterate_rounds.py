@@ -49,15 +49,18 @@ def weights_seed(model: str) -> int:
 
 
 def requests(questions: list[Question], template: PromptTemplate, samples: int, seed: int, temperature: float,
-             top_p: float, max_tokens: int, what: str) -> list[Request]:
-    """``samples`` answers per question; sample k has seed ``seed + k`` (one seed for all of them would
-    give N equal answers on an engine that seeds per request, such as vLLM; on the local backend the
-    requests of one seed still batch together)."""
+             top_p: float, max_tokens: int, what: str, per_sample_seed: bool) -> list[Request]:
+    """``samples`` answers per question (the sample index is part of each request's journal key).
+    ``per_sample_seed``: sample k has the seed ``seed + k``, for an engine, which seeds each request
+    (vLLM: one seed for all would give N equal answers); else all have ``seed``: the local backend
+    batches only requests of equal parameters, and draws one random stream per batch, so the N
+    answers of a prompt sit in one batch (one prompt length, no padding) and still differ."""
     from gpt4llm.eval.answer import build_requests
 
     out = []
     for k in range(samples):
-        params = GenParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=(seed + k) & 0x7FFFFFFF)
+        params = GenParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                           seed=(seed + k * per_sample_seed) & 0x7FFFFFFF)
         for req in build_requests(questions, template, 1, params):
             req.sample, req.tag = k, (what, req.tag[0], k)
             out.append(req)
