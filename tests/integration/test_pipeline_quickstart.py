@@ -153,6 +153,8 @@ def test_the_judge_against_people_joins_the_report(quickstart_run, tmp_path):
     """The user's next step: people judge the same pairs (student-en vs the teacher) on the human
     page, the pipeline gets stages.judge.human_db, and the run adds the judge-human agreement to
     the report (only the judge stage runs again; its calls come from the journal)."""
+    import shutil
+
     import yaml
     from support import write_jsonl
     from support.human import annotate
@@ -171,6 +173,8 @@ def test_the_judge_against_people_joins_the_report(quickstart_run, tmp_path):
     cfg["stages"]["judge"]["human_db"] = str(db)
     cfg_file = tmp_path / "with_people.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
+    # the instructions travel with the file (paths are relative to it), under the same name: same stages
+    shutil.copy(ROOT / "configs" / cfg["data"]["instructions"], tmp_path)
     r = run_cli("run", str(cfg_file), "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("done earlier, skipped") == len(quickstart_run["results"]["plan"]) - 2  # the judge stage ran again (and publish, after it)
