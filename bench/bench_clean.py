@@ -8,7 +8,7 @@ linearly (its LSH index grows with the records kept, so this favours it); its me
 measured on that subset and as extrapolated.
 
 Data: instruction 5-25 words, input empty for 60%, else 5-40 words, output 30-150 words, words drawn
-with Zipf frequencies from the packaged benchmark texts. Planted: 4% exact copies (re-cased, other
+with Zipf frequencies from the benchmark texts (../shared/data). Planted: 4% exact copies (re-cased, other
 punctuation), 4% near copies (one word replaced, removed or added), 1,000 benchmark prompts
 (Vicuna-80, MT-Bench, User-Oriented-252; a third exact, a third re-cased, a third with one word
 replaced). Both contenders' recall of what was planted is reported next to their speed.
@@ -33,13 +33,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import run_child, save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "src" / "gpt4llm" / "data"
+SHARED = ROOT.parent / "shared" / "data"  # the real benchmark files, read in place (gpt4llm ships only their hashes)
+VICUNA = SHARED / "gpt4llm-paper" / "vicuna_question_80.jsonl"
+MT_BENCH = SHARED / "mt-bench-2023" / "mt_bench_question.jsonl"
+USER_ORIENTED = SHARED / "gpt4llm-paper" / "user_oriented_instructions.jsonl"
 
 
 def _benchmark_prompts() -> list[str]:
-    out = [json.loads(l)["text"] for l in open(DATA / "vicuna_question_80.jsonl")]
-    out += [t for l in open(DATA / "mt_bench_question.jsonl") for t in json.loads(l)["turns"]]
-    for l in open(DATA / "user_oriented_instructions.jsonl"):
+    out = [json.loads(l)["text"] for l in open(VICUNA)]
+    out += [t for l in open(MT_BENCH) for t in json.loads(l)["turns"]]
+    for l in open(USER_ORIENTED):
         r = json.loads(l)
         inp = r["instances"][0].get("input") or ""
         out.append(r["instruction"] + ("\n" + inp if inp else ""))
@@ -50,7 +53,7 @@ def make_data(path: Path, n: int, seed: int = 0) -> dict:
     """Write ``n`` records; return the planted truth (line numbers, 1-based)."""
     rng = np.random.default_rng(seed)
     text = " ".join(_benchmark_prompts())
-    for l in open(DATA / "user_oriented_instructions.jsonl"):
+    for l in open(USER_ORIENTED):
         text += " " + " ".join(i.get("output") or "" for i in json.loads(l)["instances"])
     counts = Counter(re.findall(r"[A-Za-z]+", text.lower()))
     vocab = np.array([w for w, _ in counts.most_common()])

@@ -3,7 +3,7 @@ prompts: which word n-gram and threshold find lightly edited copies of benchmark
 (decontamination) and of instructions (near duplicates) without matching unrelated ones. Exact set
 arithmetic, no MinHash: this is about the rule, not its approximation.
 
-    .venv/bin/python bench/clean_choices.py     # reads ../shared/data (AlpacaEval's 805 instructions)
+    .venv/bin/python bench/clean_choices.py     # reads ../shared/data (the benchmarks, AlpacaEval's 805 instructions)
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ FILLERS = ["quick", "simple", "detailed", "short", "good", "best", "main", "key"
 
 
 def benchmark_prompts() -> list[str]:
-    out = [json.loads(l)["text"] for l in open(PKG / "vicuna_question_80.jsonl")]
-    out += [t for l in open(PKG / "mt_bench_question.jsonl") for t in json.loads(l)["turns"]]
-    for l in open(PKG / "user_oriented_instructions.jsonl"):
+    out = [json.loads(l)["text"] for l in open(SHARED / "gpt4llm-paper" / "vicuna_question_80.jsonl")]
+    out += [t for l in open(SHARED / "mt-bench-2023" / "mt_bench_question.jsonl") for t in json.loads(l)["turns"]]
+    for l in open(SHARED / "gpt4llm-paper" / "user_oriented_instructions.jsonl"):
         r = json.loads(l)
         out.append(r["instruction"] + "\n" + (r["instances"][0].get("input") or ""))
     return out

@@ -5,6 +5,7 @@ def test_named_benchmarks_from_a_path_then_from_the_cache(tmp_path):
     env = {"GPT4LLM_BENCHMARKS": str(tmp_path / "cache")}
     r = run_cli("benchmarks", "list", env=env)
     assert r.returncode == 0 and "vicuna80" in r.stdout and "not cached" in r.stdout
+    assert "alpaca-eval" in r.stdout and "805 instructions" in r.stdout
     r = run_cli("answer", "--benchmark", "vicuna80", "-o", str(tmp_path / "a.jsonl"), env=env)
     assert r.returncode == 2 and "gpt4llm benchmarks download vicuna80" in r.stderr
     r = run_cli("benchmarks", "download", "vicuna80", "--path", str(DATA / "vicuna-eval-2023" / "question.jsonl"), env=env)

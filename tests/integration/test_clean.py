@@ -36,6 +36,7 @@ def test_clean_prints_counts_and_writes_kept_removed_and_summary(tmp_path):
     (["--against", "no-such-bench"], GOOD, "--against no-such-bench: neither a known benchmark (vicuna80,"),
     (["--against", "alpaca-gpt4-en"], GOOD, "--against alpaca-gpt4-en: a training dataset, not a benchmark"),
     (["--against", "unnatural-instructions"], GOOD, "gpt4llm benchmarks download unnatural-instructions"),
+    (["--against", "vicuna80", "--contamination-ngram", "8"], GOOD, "--against vicuna80: not available offline at n=8"),
     (["--near-threshold", "1.5"], GOOD, "--near-threshold': Input should be less than or equal to 1"),
     (["--near-threshold", "0"], GOOD, "--near-threshold 0.0: Input should be greater than 0"),
     (["--contamination-threshold", "1"], GOOD, "--contamination-threshold 1.0: Input should be less than 1"),

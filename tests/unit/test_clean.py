@@ -1,33 +1,46 @@
 """``gpt4llm clean`` in-process: the MinHash path against datasketch's own, near duplicates on clusters
 built from real prompts, exact duplicates, every filter's reason code, decontamination against the
-real benchmark files, and that nothing is dropped without a line in .removed.jsonl."""
+real benchmark files (read from ../shared/data) and offline through the packaged n-gram indexes, and
+that nothing is dropped without a line in .removed.jsonl."""
 
 import json
 import random
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from support import DATA, read_jsonl, write_jsonl
+from support import DATA, ROOT, read_jsonl, write_jsonl
 
-from gpt4llm.clean import CleanSettings, REASONS, dedup, run
+import gpt4llm
+from gpt4llm.clean import CleanSettings, REASONS, decontam, dedup, run
 from gpt4llm.clean.text import WordHasher, ngram_hashes, words
+from gpt4llm.errors import UserError
 
-PKG_DATA = __import__("pathlib").Path(__import__("gpt4llm").__file__).parent / "data"
+PKG_DATA = Path(gpt4llm.__file__).parent / "data"
+SEEDS = PKG_DATA / "seed_instructions.jsonl"  # gpt4llm's own seed instructions, not a benchmark
+# The canonical files of the benchmarks whose n-gram indexes ship with gpt4llm (AlpacaEval's 805
+# instructions: those of a real AlpacaEval 2 annotations file, in order).
+SOURCES = {"vicuna80": DATA / "vicuna-eval-2023" / "question.jsonl",
+           "vicuna-bench": DATA / "mt-bench-2023" / "vicuna_bench_question.jsonl",
+           "mt-bench": DATA / "mt-bench-2023" / "mt_bench_question.jsonl",
+           "user-oriented-252": DATA / "gpt4llm-paper" / "user_oriented_instructions.jsonl",
+           "alpaca-eval": DATA / "alpaca-eval-2" / "annotations_FuseChat-Llama-3.2-1B-Instruct.json"}
 
 
 @pytest.fixture(autouse=True)
 def empty_benchmark_cache(tmp_path, monkeypatch):
-    """Named benchmarks come from the packaged copies, not whatever a machine has cached."""
+    """Named benchmarks come from the packaged indexes, not whatever a machine has cached."""
+    (tmp_path / "no-cache").mkdir()
     monkeypatch.setenv("GPT4LLM_BENCHMARKS", str(tmp_path / "no-cache"))
 
 
 def prompts() -> list[str]:
     """Real, distinct instructions: Vicuna-80, User-Oriented-252 (with their inputs) and the seeds."""
-    out = [json.loads(line)["text"] for line in open(PKG_DATA / "vicuna_question_80.jsonl")]
-    for line in open(PKG_DATA / "user_oriented_instructions.jsonl"):
-        r = json.loads(line)
+    out = [r["text"] for r in read_jsonl(SOURCES["vicuna80"])]
+    for r in read_jsonl(SOURCES["user-oriented-252"]):
         out.append(r["instruction"] + " " + (r["instances"][0].get("input") or ""))
-    out += [r["instruction"] + " " + r["input"] for r in read_jsonl(PKG_DATA / "seed_instructions.jsonl")]
+    out += [r["instruction"] + " " + r["input"] for r in read_jsonl(SEEDS)]
     return out
 
 
@@ -186,15 +199,14 @@ def test_expected_language_from_the_flag(tmp_path):
 
 
 def test_contamination_found_for_exact_recased_and_edited_copies_not_for_unrelated(tmp_path):
-    vicuna = [json.loads(line) for line in open(PKG_DATA / "vicuna_question_80.jsonl")]
-    mt = [json.loads(line) for line in open(PKG_DATA / "mt_bench_question.jsonl")]
+    vicuna, mt = read_jsonl(SOURCES["vicuna80"]), read_jsonl(SOURCES["mt-bench"])
     q7, q33 = vicuna[6]["text"], vicuna[32]["text"]
     edited = q33.split()
     edited[len(edited) // 2] = "purple"  # one word in the middle replaced
     rows = [answered(q7), answered(q7.upper()), answered(" ".join(edited)),
             answered(mt[0]["turns"][1]),  # MT-Bench's second turn of question 81
             answered("Translate the following sentence into French.", input="The weather is nice today.")]
-    rows += [answered(r["instruction"], r["input"]) for r in read_jsonl(PKG_DATA / "seed_instructions.jsonl")]
+    rows += [answered(r["instruction"], r["input"]) for r in read_jsonl(SEEDS)]
     kept, removed, s = clean(tmp_path, rows, exact=False, near=False, copies_instruction=False)
     got = {int(r["where"].rsplit(":", 1)[1]): r["matched"][0] for r in removed}
     assert set(got) == {1, 2, 3, 4}
@@ -223,6 +235,103 @@ def test_against_a_question_file(tmp_path):
                                      answered("Name three mountains in Spain.")], against=[str(qs)])
     assert [(r["matched"][0]["benchmark"], r["matched"][0]["id"]) for r in removed] == [("my_eval", "a")]
     assert s["against"] == ["my_eval"]
+
+
+# ---------------------------------------------------------------- offline: the packaged n-gram indexes
+
+
+def _matches(bench: decontam.Benchmark, texts: list[str]) -> dict[int, list[tuple]]:
+    hasher = WordHasher()
+    ws = [hasher(words(t)) for t in texts]
+    flat, lengths = np.array([h for w in ws for h in w], dtype=np.uint64), np.array([len(w) for w in ws])
+    found = decontam.Index([bench], 6, 0.5).match(flat, lengths)
+    return {i: [(m.benchmark, m.id, m.score) for m in ms] for i, ms in found.items()}
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_packaged_index_matches_like_the_benchmark_file(name):
+    """With an empty benchmark cache, --against NAME reads gpt4llm's packaged index; it finds exactly
+    what an index built from the real file finds, on exact, re-cased and lightly edited copies of
+    every prompt and on unrelated prompts (the seeds)."""
+    packed = decontam.load(name, 6)
+    assert Path(packed.source) == PKG_DATA / "decontam" / f"{name}.npz"
+    ids, texts = decontam.prompts(str(SOURCES[name]))
+    real = decontam.hashed(name, str(SOURCES[name]), ids, texts, 6)
+    assert packed.ids == ids and np.array_equal(packed.sizes, real.sizes) and np.array_equal(packed.hashes, real.hashes)
+    rnd = random.Random(2)
+    seeds = [r["instruction"] + " " + r["input"] for r in read_jsonl(SEEDS)]
+    records = texts + [t.upper() for t in texts] + [edit(t, rnd) for t in texts] + seeds
+    got = _matches(packed, records)
+    assert got == _matches(real, records)
+    k = len(texts)
+    # every exact and re-cased copy: all of a prompt's words (its own, or an identical one's)
+    for i in range(2 * k):
+        assert got[i][0][2] == 1.0 and words(texts[ids.index(got[i][0][1])]) == words(texts[i % k]), i
+    assert sum(i in got for i in range(2 * k, 3 * k)) >= 0.85 * k  # README: 94% of one-word edits at 6-grams
+    assert not any(i in got for i in range(3 * k, len(records)))
+
+
+def _probes() -> list[str]:
+    """Every prompt of the shipped benchmarks as the file has it and as clean normalises it."""
+    texts = [t for path in SOURCES.values() for t in decontam.prompts(str(path))[1]]
+    return [x for t in texts for x in (t[:40], " ".join(words(t))[:40])]
+
+
+def _holds_benchmark_text(folder: Path) -> list[str]:
+    """The files under ``folder`` (and the members of .npz archives, decompressed) that contain any
+    benchmark prompt's first 40 characters, as UTF-8 or as numpy's UTF-32 strings."""
+    import zipfile
+
+    probes = [p for x in _probes() for p in (x.encode(), x.encode("utf-32-le"))]
+    hits = []
+    for f in sorted(x for x in folder.rglob("*") if x.is_file()):
+        blobs = [f.read_bytes()]
+        if f.suffix == ".npz":
+            with zipfile.ZipFile(f) as z:
+                blobs += [z.read(m) for m in z.namelist()]
+        if any(p in b for b in blobs for p in probes):
+            hits.append(f.name)
+    return hits
+
+
+def test_the_package_holds_no_benchmark_text():
+    """gpt4llm ships hashes, not the benchmarks: no prompt of the five benchmarks (their first 40
+    characters, raw or normalised) appears in any file of gpt4llm/data, packed or unpacked."""
+    assert sorted(p.name for p in (PKG_DATA / "decontam").iterdir()) == sorted(f"{n}.npz" for n in SOURCES)
+    assert _holds_benchmark_text(PKG_DATA) == []
+    assert _holds_benchmark_text(DATA / "mt-bench-2023") != []  # the check does see text where there is some
+
+
+def test_another_n_needs_the_file_the_cache_serves_any_n(tmp_path):
+    from gpt4llm.eval.benchmarks import download
+
+    with pytest.raises(UserError, match=r"--against vicuna80: not available offline at n=8 .*gpt4llm benchmarks "
+                                        r"download vicuna80.*--contamination-ngram 6"):
+        decontam.load("vicuna80", 8)
+    cached = download("vicuna80", str(SOURCES["vicuna80"]))  # the real file in the cache: preferred, any n
+    for n in (6, 8):
+        b = decontam.load("vicuna80", n)
+        assert b.source == str(cached) and b.n == n and len(b.ids) == 80
+
+
+def test_quickstarts_planted_vicuna_question_is_found_offline(tmp_path):
+    """configs/quickstart.yaml cleans its instructions against vicuna80 with nothing but the package:
+    Vicuna-80's question 2, planted among them, is the one contaminated record; AlpacaEval's
+    instructions are found the same way against alpaca-eval."""
+    rows = [answered(r["instruction"], r["input"]) for r in read_jsonl(ROOT / "configs" / "quickstart_instructions.jsonl")]
+    q2 = next(r["text"] for r in read_jsonl(SOURCES["vicuna80"]) if r["question_id"] == 2)
+    _, removed, s = clean(tmp_path, rows, against=["vicuna80"], exact=False, near=False)
+    assert [(r["record"]["instruction"], r["matched"]) for r in removed if r["reason"] == "contaminated"] == \
+        [(q2, [{"benchmark": "vicuna80", "id": "2", "score": 1.0}])]
+    assert s["contamination"]["vicuna80"]["source"].endswith("vicuna80.npz")
+    assert s["contamination"]["vicuna80"]["matches"][0]["benchmark_id"] == "2"
+    ae = json.loads(SOURCES["alpaca-eval"].read_text())
+    koala = next(x["instruction"] for x in ae if x["dataset"] == "koala")
+    _, removed, s = clean(tmp_path / "ae", [answered(koala), answered("Name three rivers in Spain.")],
+                          against=["alpaca-eval"])
+    ids, _ = decontam.prompts(str(SOURCES["alpaca-eval"]))
+    assert [r["matched"][0]["id"] for r in removed] == [ids[ae.index(next(x for x in ae if x["instruction"] == koala))]]
+    assert s["contamination"]["alpaca-eval"]["prompts"] == 805
 
 
 # ---------------------------------------------------------------- nothing dropped silently

@@ -38,7 +38,7 @@ from gpt4llm.errors import UserError
 from gpt4llm.settings import Opt, Settings
 
 REASONS = (*FILTERS, "contaminated", "exact_duplicate", "near_duplicate")
-DEFAULT_AGAINST = ("vicuna80", "mt-bench", "user-oriented-252")  # the packaged ones (vicuna-bench = vicuna80)
+DEFAULT_AGAINST = ("vicuna80", "mt-bench", "user-oriented-252")  # indexes ship (vicuna-bench = vicuna80)
 
 
 class CleanSettings(Settings):
@@ -53,7 +53,7 @@ class CleanSettings(Settings):
     decontaminate: bool = True
     """Remove records whose instruction and input overlap a benchmark prompt (reason contaminated)."""
     contamination_ngram: int = Field(6, ge=1, le=64)
-    """Word n-grams shared with a benchmark prompt (Tulu 3: 8; 6 finds lightly edited short prompts, see README)."""
+    """Word n-grams shared with a benchmark prompt (Tulu 3: 8; 6 finds lightly edited short prompts, see README); a named benchmark not in the benchmark cache is read from gpt4llm's 6-gram index, so only 6 works offline."""
     contamination_threshold: float = Field(0.5, ge=0, lt=1)
     """Contaminated when more than this share of a prompt's words lie in shared n-grams (Tulu 3: 0.5)."""
     exact: bool = True
@@ -198,7 +198,7 @@ def _decide(cfg: CleanSettings, p: Pass1, benches: list[decontam.Benchmark], say
     found = Found({}, {}, {}, {})
     starts = np.concatenate([[0], np.cumsum(p.lengths)])
     if cfg.decontaminate and benches:
-        index = decontam.Index(benches, cfg.contamination_ngram, cfg.contamination_threshold, p.hasher)
+        index = decontam.Index(benches, cfg.contamination_ngram, cfg.contamination_threshold)
         step = 100_000  # records removed by the filters have no words: contiguous ranges, no copying
         for lo in range(0, len(p.lengths), step):
             hi = min(lo + step, len(p.lengths))
@@ -332,7 +332,8 @@ def run(cfg: CleanSettings) -> dict:
         if Path(s).exists() and Path(s).resolve() in (out, removed_path(out), summary_path(out)):
             raise UserError(f"--output {cfg.output}: that is an input; write the cleaned records to another file")
     filters = Filters({f: getattr(cfg, f) for f in FILTERS}, cfg.language)
-    benches = [decontam.load(a) for a in dict.fromkeys(cfg.against or DEFAULT_AGAINST)] if cfg.decontaminate else []
+    n = cfg.contamination_ngram  # a named benchmark not in the cache: its packaged index, at n = 6 only
+    benches = [decontam.load(a, n) for a in dict.fromkeys(cfg.against or DEFAULT_AGAINST)] if cfg.decontaminate else []
     p = _pass1(sources, filters, say)
     found = _decide(cfg, p, benches, say)
     summary = _write(cfg, sources, p, found, benches, say)

@@ -1,5 +1,6 @@
 """Named benchmarks and datasets: ``vicuna80``, ``user-oriented-252``, ``unnatural-instructions``,
-``mt-bench`` and ``vicuna-bench`` (FastChat llm_judge's, each with GPT-4's reference answers), and
+``mt-bench`` and ``vicuna-bench`` (FastChat llm_judge's, each with GPT-4's reference answers),
+``alpaca-eval`` (AlpacaEval's 805 instructions), and
 the paper's released data ``alpaca-gpt4-en``, ``alpaca-gpt4-zh``, ``comparison-gpt4-v2``.
 
 Each is downloaded from its canonical public location into the cache (``$GPT4LLM_BENCHMARKS``,
@@ -77,6 +78,12 @@ BENCHMARKS = {b.name: b for b in [
               git_blob="223642384936578e66cf127936251dda6a51d595",
               references=(FASTCHAT_JUDGE + "vicuna_bench/reference_answer/gpt-4.jsonl",
                           "vicuna_bench_reference_answer_gpt-4.jsonl", "f3c8368d058cd01912c41b9ca9e67ce82867bdf3")),
+    # AlpacaEval's evaluation set (helpful_base, koala, oasst, selfinstruct, vicuna), read by its
+    # `instruction` fields. Not pinned: the Hugging Face hub was not reachable to take its checksum,
+    # so the first file installed is trusted and the cache is checked against it from then on.
+    Benchmark("alpaca-eval", "https://huggingface.co/datasets/tatsu-lab/alpaca_eval/resolve/main/alpaca_eval.json",
+              "alpaca_eval.json", None,
+              "AlpacaEval: 805 instructions (Vicuna-80 and User-Oriented-252 among them; tatsu-lab/alpaca_eval)"),
     Benchmark("alpaca-gpt4-en", PAPER_DATA + "alpaca_gpt4_data.json", "alpaca_gpt4_data.json", None,
               "the paper's 52,002 GPT-4 answers to Alpaca's instructions (train sft --data)",
               git_blob="25508714b7879a1e5a6764ba7f979a980f549f1a", kind="dataset"),
