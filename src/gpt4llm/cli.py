@@ -149,7 +149,7 @@ def answer(cfg: AnswerSettings) -> None:
 @register("compare", "gpt4llm.compare:CompareSettings", callback=True)
 def compare(ctx: typer.Context, cfg: CompareSettings) -> None:
     """Score each response on its own, 1-10, with the paper's rating prompt; write v2 + a quality report."""
-    from gpt4llm import compare as stage
+    from gpt4llm import compare_panel as stage
 
     s = stage.run(cfg)
     typer.echo(compare_text(s))
@@ -192,11 +192,11 @@ def eval_judge(cfg: JudgeSettings) -> None:
     """Judge answers against a reference with Vicuna's reviewer; the paper's score sums and ratio."""
     from pathlib import Path
 
-    from gpt4llm.eval import judge as stage
+    from gpt4llm.eval import judge as one, panel as stage
     from gpt4llm.io import write_json
 
     if cfg.import_reviews:
-        s = stage.import_reviews(cfg.import_reviews, cfg.questions)
+        s = one.import_reviews(cfg.import_reviews, cfg.questions)
         write_json(Path(f"{cfg.output}.summary.json"), {"models": {Path(cfg.import_reviews).stem: s}})
         return typer.echo(judge_text(Path(cfg.import_reviews).stem, s))
     s = stage.run(cfg)

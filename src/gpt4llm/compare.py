@@ -181,14 +181,17 @@ def load_sources(cfg: CompareSettings, questions: list[Question]) -> dict[str, d
     return sources
 
 
-def run(cfg: CompareSettings, budget=None) -> CompareSummary:
-    """Score with one judge, or with a panel (``compare_panel``, the mean of its judges' scores)."""
+def check_inputs(cfg: CompareSettings) -> None:
     if not cfg.instructions or not cfg.responses or not cfg.output:
         raise UserError("compare needs --instructions, --responses (2 or more) and --output")
-    if len(cfg.judge) > 1:
-        from gpt4llm import compare_panel
 
-        return compare_panel.run(cfg)
+
+def run(cfg: CompareSettings, budget=None) -> CompareSummary:
+    """Score with one judge (a panel of several goes through ``compare_panel.run``, which calls this
+    once per judge)."""
+    check_inputs(cfg)
+    if len(cfg.judge) != 1:
+        raise ValueError("compare.run scores with one judge; compare_panel.run takes a panel")
     questions = load_questions(cfg.instructions)
     sources = load_sources(cfg, questions)
     backend = open_backend(cfg.judge[0], "--judge", cfg.backend, bulk=True, quiet=cfg.quiet, output=cfg.output)

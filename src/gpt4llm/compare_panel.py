@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt4llm import io, plots
-from gpt4llm.compare import CompareSettings, CompareSummary, run as run_one, self_preference
+from gpt4llm.compare import CompareSettings, CompareSummary, check_inputs, run as run_one, self_preference
 from gpt4llm.eval.panel import cohen_kappa, combined_fingerprint, judge_output, merge_errors
 from gpt4llm.schemas import Comparison
 from gpt4llm.stage import journal_path
@@ -29,6 +29,13 @@ ORDERS = ("first", "tie", "second")
 
 
 def run(cfg: CompareSettings) -> CompareSummary:
+    """``compare``: one judge (``compare.run``), or a panel when several are given. The choice is
+    made here, above both, so ``compare`` never imports its panel (no import cycle)."""
+    check_inputs(cfg)
+    return run_panel(cfg) if len(cfg.judge) > 1 else run_one(cfg)
+
+
+def run_panel(cfg: CompareSettings) -> CompareSummary:
     from gpt4llm.backends.pricing import Budget
 
     journal = cfg.journal or journal_path(cfg.output)

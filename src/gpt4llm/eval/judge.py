@@ -146,12 +146,9 @@ def reviewer_id(judge_model: str, prompt_id: int) -> str:
     return f"{judge_model}-{reviewers()[prompt_id]['category']}"
 
 
-def run(cfg: JudgeSettings) -> JudgeSummary:
-    """Judge with one judge, or with a panel (``eval.panel``) when several are given."""
-    if len(cfg.judge) > 1:
-        from gpt4llm.eval import panel
-
-        return panel.run(cfg)
+def run_single(cfg: JudgeSettings) -> JudgeSummary:
+    """Judge with one judge; a judge that gave no readable pairwise verdict is refused. Several judges
+    (a panel) go through ``eval.panel.run``, which sits above this module."""
     s = run_one(cfg)
     if cfg.mode == "pairwise":
         refuse_silent({cfg.judge[0]: s})

@@ -54,6 +54,12 @@ def judge_output(output: Path, judge: str) -> Path:
 
 
 def run(cfg: one.JudgeSettings) -> one.JudgeSummary:
+    """``eval judge``: one judge (``eval.judge``), or a panel when several are given. The choice is
+    made here, above both, so the single-judge module never imports the panel (no import cycle)."""
+    return run_panel(cfg) if len(cfg.judge) > 1 else one.run_single(cfg)
+
+
+def run_panel(cfg: one.JudgeSettings) -> one.JudgeSummary:
     from gpt4llm.backends.pricing import Budget
 
     if cfg.mode == "single":
