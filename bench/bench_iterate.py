@@ -16,8 +16,10 @@ Throughput: one round (sample, score, train) against TRL's RLOOTrainer, the TRL 
 at equal N (Online DPO samples 2 per prompt; RLOO takes N): the same student, the same 32 prompts in
 the student's chat template, N = 4, the same decoding, 4 optimizer steps of 8 prompts (32 completions),
 the same learning rate, and the same reward: a reward function calling the same reward model the
-same way (`rank.score_texts` on the Alpaca prompt + the answer). TRL's own per-step extras are its
-defaults (a reference model for its KL term, beta 0.05). Measured: samples scored per second over the
+same way (`rank.score_texts` on the Alpaca prompt + the answer). Micro-batches: gpt4llm 4 prompts
+(8 sequences, best and worst) x 2 accumulation; TRL 8 completions x 4 (at 16 it peaked at 12 GB).
+Generation: gpt4llm's local backend in batches of 32; TRL's generate() on its whole generation batch.
+TRL's own per-step extras are its defaults (a reference model for its KL term, beta 0.05). Measured: samples scored per second over the
 round's wall time (TRL: `trainer.train()`, one generation batch of 128 and 4 steps; gpt4llm: the
 round's sampling + scoring + training seconds from its metrics), and the held-out reward of each
 round's model by the same evaluation. Each contender runs in its own process (peak RSS is its own).
@@ -104,8 +106,8 @@ def reward(prompts, completions, instruction, input, **kw):  # the reward gpt4ll
 model = AutoModelForCausalLM.from_pretrained(student, dtype=torch.float32)
 steps = len(rows) // per_step
 args = RLOOConfig(output_dir=out, num_generations=n, max_completion_length=int(max_tokens), temperature=float(temperature),
-                  top_p=1.0, top_k=0, learning_rate=float(lr), per_device_train_batch_size=per_step * n // 2,
-                  gradient_accumulation_steps=2, steps_per_generation=2 * steps, max_steps=steps, num_train_epochs=1,
+                  top_p=1.0, top_k=0, learning_rate=float(lr), per_device_train_batch_size=per_step * n // 4,
+                  gradient_accumulation_steps=4, steps_per_generation=4 * steps, max_steps=steps, num_train_epochs=1,
                   lr_scheduler_type="cosine", warmup_steps=0.0, bf16=False, fp16=False, gradient_checkpointing=False,
                   use_cpu=True, report_to=[], save_strategy="no", logging_steps=1, seed=42, dataloader_num_workers=0,
                   shuffle_dataset=False)

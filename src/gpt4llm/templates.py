@@ -59,7 +59,8 @@ class PromptTemplate:
     def chat_messages(instruction: str, input: str = "") -> list[dict]:
         return [{"role": "user", "content": f"{instruction}\n\n{input}" if input else instruction}]
 
-    def encode(self, tokenizer: Any, instruction: str, input: str, output: str) -> dict[str, Any]:
+    def encode(self, tokenizer: Any, instruction: str, input: str, output: str,
+               finished: bool = True) -> dict[str, Any]:
         """Token ids and labels of one training example: loss on the target tokens only.
 
         ``alpaca``: target = output + EOS (PAPER.md section 4). ``chat``: target = the assistant
@@ -68,24 +69,28 @@ class PromptTemplate:
         the boundary (the prompt's tokens are then not a prefix of the whole's), the mask would
         shift: then the prompt and the target are tokenized apart and concatenated, which is
         also exactly what the model sees when it answers (prompt tokens, then its own tokens).
-        BOS: as many as the tokenizer adds (0 or 1), never two.
+        BOS: as many as the tokenizer adds (0 or 1), never two. ``finished`` False: an answer cut at a
+        token limit (a sampled one, ``train iterate``), trained as it was written: no EOS after it
+        (nor, with ``chat``, the template's closing of the assistant turn).
         """
         if self.name == "chat":
             prompt = self.prompt(instruction, input, tokenizer)
+            if not finished:
+                return encode_text(tokenizer, prompt, output, special=False, eos=False)
             full = tokenizer.apply_chat_template(
                 self.chat_messages(instruction, input) + [{"role": "assistant", "content": output}], tokenize=False)
             if not full.startswith(prompt):
                 raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
             return encode_text(tokenizer, prompt, full[len(prompt):], special=False, eos=False)
-        return encode_text(tokenizer, self.prompt(instruction, input), output, special=True, eos=True)
+        return encode_text(tokenizer, self.prompt(instruction, input), output, special=True, eos=finished)
 
-    def encode_prompt(self, tokenizer: Any, prompt: str, output: str) -> dict[str, Any]:
+    def encode_prompt(self, tokenizer: Any, prompt: str, output: str, finished: bool = True) -> dict[str, Any]:
         """``encode`` for a prompt already written in this template (a comparison's ``user_input``):
         the prompt is used as it is, never wrapped twice."""
         if self.name == "chat":
             instruction, input = ALPACA.parse(prompt) or (prompt, "")
-            return self.encode(tokenizer, instruction, input, output)
-        return encode_text(tokenizer, prompt, output, special=True, eos=True)
+            return self.encode(tokenizer, instruction, input, output, finished)
+        return encode_text(tokenizer, prompt, output, special=True, eos=finished)
 
     def parse(self, prompt: str) -> tuple[str, str] | None:
         """(instruction, input) of a prompt written in this (instruction) template, or None."""

@@ -89,20 +89,25 @@ def test_a_round_raises_the_held_out_reward(method, whole):
     assert r1["reward"] - r0["reward"] > noise, (r0, r1)
     assert r1["length"] > r0["length"] and r1["kl"] > 0 and r0["kl"] == 0  # talking longer is how it got there
     assert run["best_round"] == 1 and run["final_model"] == str((out / "round_1" / "checkpoint").resolve())
-    # the round's data: each prompt's best (dpo: and worst) finished answer by the rule, never a cut one
+    # the round's data: each prompt's best (dpo: and worst) answer by the rule; one cut at --max-tokens
+    # is marked, to be trained without an end-of-sequence token
     samples, scores = read_jsonl(out / "round_1" / "samples.jsonl"), read_jsonl(out / "round_1" / "scores.jsonl")
     assert len(samples) == 16 * 8 and [s["reward"] for s in scores] == [len(x["text"].split()) for x in samples]
-    finished: dict = {}
+    words, cut = {}, {}
     for x in samples:
-        if x["finish_reason"] == "stop":
-            finished.setdefault(x["question_id"], []).append(len(x["text"].split()))
+        words.setdefault(x["question_id"], []).append(len(x["text"].split()))
+        cut[(x["question_id"], x["sample"])] = x["finish_reason"] == "length"
     if method == "rejection":
         targets = read_jsonl(out / "round_1" / "sft_targets.jsonl")
-        assert targets and all(t["meta"]["reward"] == max(finished[t["id"]]) for t in targets)
+        assert targets and all(t["meta"]["reward"] == max(words[t["id"]]) for t in targets)
+        assert all(t["meta"]["unfinished"] == cut[(t["id"], t["meta"]["sample"])] for t in targets)
     else:
         pairs = read_jsonl(out / "round_1" / "pairs.jsonl")
-        assert pairs and all([x["score"] for x in p["responses_and_scores"]] == [max(finished[p["id"]]),
-                                                                                 min(finished[p["id"]])] for p in pairs)
+        assert pairs and all([x["score"] for x in p["responses_and_scores"]] == [max(words[p["id"]]), min(words[p["id"]])]
+                             for p in pairs)
+        assert all(p["meta"]["unfinished"] == [i for i, x in enumerate(p["responses_and_scores"])
+                                               if cut[(p["id"], int(x["source"].removeprefix("sample-")))]]
+                   for p in pairs)
     assert "best round 1" in r.stdout and (out / "iterate.png").is_file()
 
 

@@ -194,3 +194,28 @@ def test_pipeline_iterate_mistakes_are_one_line(tmp_path, stages, expected):
     f.write_text("name: t\nstages:\n" + stages)
     with pytest.raises(UserError, match=expected):
         load(f)
+
+
+def test_an_answer_cut_at_max_tokens_is_trained_as_written_without_eos(tiny_checkpoint):
+    """A sampled answer cut at the token limit never ended: its training sequence is the prompt and
+    exactly its tokens (no EOS), in SFT targets and in DPO pairs alike; a finished one keeps its EOS."""
+    from transformers import AutoTokenizer
+
+    from gpt4llm.schemas import AlpacaRecord, Comparison
+    from gpt4llm.templates import ALPACA
+    from gpt4llm.train.data import encode_all
+    from gpt4llm.train.dpo import encode_groups
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    r, w = rows((1, [("cut short here", 3.0), ("done.", 1.0)]))
+    r[0]["finish_reason"], r[1]["finish_reason"] = "length", "stop"
+    targets, _ = sft_targets(r, w, None, 0.0)
+    pairs, _ = dpo_pairs(r, w, "best-worst", 0.0)
+    assert targets[0]["meta"]["unfinished"] is True and pairs[0]["meta"]["unfinished"] == [0]
+    prompt = tok(ALPACA.prompt("q1"))["input_ids"]
+    cut, done = prompt + tok("cut short here", add_special_tokens=False)["input_ids"], \
+        prompt + tok("done.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    examples, _ = encode_all([AlpacaRecord.model_validate(targets[0])], tok, ALPACA, 512, "truncate")
+    assert examples[0]["input_ids"] == cut
+    groups, _ = encode_groups([Comparison.model_validate(pairs[0])], tok, ALPACA, 512)
+    assert groups[0]["seqs"] == [cut, done]

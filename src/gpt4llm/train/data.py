@@ -53,7 +53,9 @@ def encode_all(records: list[AlpacaRecord], tokenizer: Any, template: PromptTemp
     stats = DataStats(records=len(records), max_length=max_length)
     examples = []
     for rec in records:
-        ex = template.encode(tokenizer, rec.instruction, rec.input, rec.output)
+        # meta.unfinished: an answer cut at a token limit (train iterate's samples), trained without EOS
+        unfinished = bool(((rec.model_extra or {}).get("meta") or {}).get("unfinished"))
+        ex = template.encode(tokenizer, rec.instruction, rec.input, rec.output, finished=not unfinished)
         stats.boundary_merges += ex["boundary_merge"]
         if len(ex["input_ids"]) > max_length:
             if overlong == "skip":

@@ -270,8 +270,9 @@ def encode_groups(comparisons, tok, template, max_length: int) -> tuple[list[dic
                       "all_tied": 0, "fewer_than_2": 0, "tokens": 0, "target_tokens": 0}
     for c in comparisons:
         seqs, labels, scores = [], [], []
-        for r in c.responses_and_scores:
-            ex = template.encode_prompt(tok, c.user_input, r.response)
+        unfinished = set((c.meta or {}).get("unfinished") or [])  # responses cut at a token limit: no EOS
+        for i, r in enumerate(c.responses_and_scores):
+            ex = template.encode_prompt(tok, c.user_input, r.response, finished=i not in unfinished)
             ids, lab = ex["input_ids"], ex["labels"]
             if len(ids) > max_length:
                 st["truncated"] += 1

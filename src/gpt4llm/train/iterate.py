@@ -83,8 +83,8 @@ class IterateSettings(common.TrainSettings):
     """Nucleus sampling (1.0 keeps the KL estimate exact)."""
     max_tokens: int = Field(256, ge=1)
     """Max answer tokens."""
-    truncated: Literal["drop", "keep"] = "drop"
-    """drop: an answer cut at --max-tokens takes no part in training (its training text would end with an end-of-sequence token the student never wrote; the held-out reward still counts it); keep: it does."""
+    truncated: Literal["keep", "drop"] = "keep"
+    """An answer cut at --max-tokens: keep: trained as it was written, without an end-of-sequence token (as TRL's online trainers do); drop: left out of training (the held-out reward counts it either way)."""
     template: Literal["auto", "alpaca", "chat"] = "auto"
     """auto: the student's saved template (else chat if it has one, else alpaca, as answer does); alpaca or chat."""
     pairs: Literal["best-worst", "all"] = "best-worst"
@@ -284,6 +284,7 @@ def _train_round(cfg: IterateSettings, r: int, start: str, rdir: Path, scorer, t
     else:
         data, st = steps.sft_targets(rows, usable, cfg.min_score, cfg.min_margin)
         path, what = rdir / "sft_targets.jsonl", f"--min-score {cfg.min_score} / --min-margin {cfg.min_margin:g}"
+    st["truncated"] = sum(1 for x in rows if x["finish_reason"] == "length")
     st["truncated_left_out"] = sum(1 for a, b in zip(rewards, usable) if a is not None and b is None)
     if not data:
         cut = (f"; {st['truncated_left_out']} of {len(rows)} answers were cut at --max-tokens {cfg.max_tokens} and left "

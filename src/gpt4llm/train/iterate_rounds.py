@@ -136,8 +136,9 @@ def sft_targets(rows, rewards, min_score: float | None, min_margin: float) -> tu
         if best - statistics.fmean(s for s, _ in scored) <= min_margin:
             st["within_margin"] += 1
             continue
-        out.append({"instruction": row["instruction"], "input": row["input"], "output": row["text"],
-                    "id": str(qid), "meta": {"reward": best, "sample": row["sample"]}})
+        out.append({"instruction": row["instruction"], "input": row["input"], "output": row["text"], "id": str(qid),
+                    "meta": {"reward": best, "sample": row["sample"],
+                             "unfinished": row.get("finish_reason") == "length"}})
     st["kept"] = len(out)
     st["target_reward"] = statistics.fmean(x["meta"]["reward"] for x in out) if out else None
     return out, st
@@ -158,7 +159,10 @@ def dpo_pairs(rows, rewards, mode: str, min_gap: float) -> tuple[list[dict], dic
         st["pairs"] += pairs
         out.append({"user_input": ALPACA.prompt(ranked[0][1]["instruction"], ranked[0][1]["input"]), "id": str(qid),
                     "responses_and_scores": [{"response": row["text"], "score": s, "source": f"sample-{row['sample']}"}
-                                             for s, row in chosen]})
+                                             for s, row in chosen],
+                    # answers cut at the token limit: train dpo encodes them without an end-of-sequence token
+                    "meta": {"unfinished": [i for i, (_, x) in enumerate(chosen)
+                                            if x.get("finish_reason") == "length"]}})
     st["kept"] = len(out)
     st["chosen_reward"] = statistics.fmean(r["responses_and_scores"][0]["score"] for r in out) if out else None
     return out, st
@@ -174,7 +178,8 @@ def train(cfg, r: int, start: str, data: Path, template: PromptTemplate, learnin
 
     out = cfg.output_dir / f"round_{r}" / "checkpoint"
     kw = dict(data=str(data), model=f"local:{start}", output_dir=out, seed=cfg.seed + r, epochs=cfg.epochs,
-              learning_rate=learning_rate, batch_size=cfg.train_batch_size, merge=True, **{n: getattr(cfg, n) for n in SHARED})
+              learning_rate=learning_rate, batch_size=cfg.train_batch_size, merge=True,
+              **{n: getattr(cfg, n) for n in SHARED})
     if cfg.method == "dpo":
         t = dpo.DPOSettings(**kw, template=template.name, loss="sigmoid" if cfg.pairs == "best-worst" else "pairs",
                             beta=cfg.beta, min_gap=cfg.min_gap if cfg.pairs == "all" else 0.0, eval_split=0.0)
