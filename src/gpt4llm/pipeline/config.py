@@ -91,9 +91,9 @@ class Data(Strict):
 # models of models:, the backend, the journal): one declaration for a YAML key and its flag.
 GenerateStage = section(GenerateSettings)
 TranslateStage = section(TranslateSettings)
+CleanStage = section(CleanSettings)
 CompareStage = section(CompareSettings)
 SFTStage = section(SFTSettings)
-CleanStage = section(CleanSettings)
 RMStage = section(RMSettings)
 DPOStage = section(DPOSettings)
 IterateStage = section(IterateSettings)
@@ -113,11 +113,11 @@ class ReportStage(Strict):
 class Stages(Strict):
     generate: GenerateStage = GenerateStage()
     translate: TranslateStage = TranslateStage()
-    compare: CompareStage | None = None
-    sft: SFTStage | None = SFTStage()
     clean: CleanStage | None = None
     """Clean the teacher's answers before training (clean.<lang>.jsonl): duplicates, bad answers, and
     contamination with the sets this pipeline evaluates on (data.benchmarks) plus clean.against."""
+    compare: CompareStage | None = None
+    sft: SFTStage | None = SFTStage()
     rm: RMStage | None = None
     dpo: DPOStage | None = None
     """Train student-en-dpo from the English SFT student on the comparisons (the comparison data is English)."""
@@ -273,6 +273,8 @@ def _check_files(pipe: Pipeline, path: Path, lines: dict[tuple, int]) -> None:
                             f"(paths are relative to the pipeline file)")
 
     exists(pipe.data.instructions, ("data", "instructions"), ("seeds",))
+    for i, against in enumerate(pipe.stages.clean.against if pipe.stages.clean else []):
+        exists(against, ("stages", "clean", "against", i), tuple(BENCHMARKS))
     for kind in ("judge", "rouge"):
         b = getattr(pipe.data.benchmarks, kind)
         if b:
@@ -283,8 +285,6 @@ def _check_files(pipe: Pipeline, path: Path, lines: dict[tuple, int]) -> None:
         exists(str(s.judge.human_db) if s.judge.human_db else None, ("stages", "judge", "human_db"))
     if s.stats:
         exists(s.stats.compare, ("stages", "stats", "compare"))
-    for i, against in enumerate(pipe.stages.clean.against if pipe.stages.clean else []):
-        exists(against, ("stages", "clean", "against", i), tuple(BENCHMARKS))
     for name, st in (("sft", s.sft), ("rm", s.rm), ("dpo", s.dpo)):
         if st and st.deepspeed:
             exists(st.deepspeed, ("stages", name, "deepspeed"))

@@ -206,7 +206,6 @@ class Runner:
         check_calls("the teacher's answers", r.calls, r.failed, r.errors_file)
         return {"written": r.written, "truncated": r.truncated, "calls": calls_dict(r.calls)}
 
-    def compare(self) -> dict:
     def answered(self, lang: str) -> str:
         """The stage whose records the student trains on: clean.<lang> when the pipeline cleans."""
         return f"clean.{lang}" if self.study.pipe.stages.clean else f"generate.{lang}"
@@ -243,7 +242,8 @@ class Runner:
             input=[str(st.p("data", f"teacher.{lang}.jsonl"))], output=st.p("data", f"clean.{lang}.jsonl"),
             seed=st.pipe.seed, language=lang, quiet=self.quiet))
 
-        from gpt4llm import compare, generate
+    def compare(self) -> dict:
+        from gpt4llm import compare, compare_panel, generate
 
         st = self.study
         c = st.pipe.stages.compare
@@ -265,7 +265,7 @@ class Runner:
 
         models = {x.name: x.model or st.pipe.models.teacher for x in c.sources}  # what each source is, for self-preference
         fams = [*(c.family or []), *(f"{n}={family(m) or name_of(m)}" for n, m in models.items())]
-        r = compare.run(compare.CompareSettings(
+        r = compare_panel.run(compare.CompareSettings(
             **{**settings(c), "family": fams}, instructions=str(teacher), responses=files,
             output=st.p("data", "comparisons.jsonl"), judge=st.pipe.models.judge,
             source_names=",".join(x.name for x in c.sources), allow_missing=True, **self.calls()))
@@ -398,7 +398,7 @@ class Runner:
         return {"groups": groups}
 
     def judge(self) -> dict:
-        from gpt4llm.eval import judge
+        from gpt4llm.eval import judge, panel
 
         st = self.study
         j = st.pipe.stages.judge
@@ -409,7 +409,7 @@ class Runner:
             answers += [g["file"] for g in st.results["rank"]["groups"].values()]
         questions = st.questions(st.pipe.data.benchmarks.judge)
         family = [*(j.family or []), *self.families()]  # the user's first: they are checked in order
-        r = judge.run(judge.JudgeSettings(
+        r = panel.run(judge.JudgeSettings(
             **{**settings(j), "reference": ref, "human_db": None, "family": family}, questions=questions,
             answers=answers, output=st.p("eval", "reviews.jsonl"), judge=st.pipe.models.judge, allow_missing=True,
             **self.calls()))
