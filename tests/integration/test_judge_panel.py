@@ -244,3 +244,29 @@ def test_a_judge_whose_calls_fail_fails_the_panel_run_until_retried(tmp_path, op
     assert r.returncode == 0, r.stderr
     assert len(openai_server.requests) == sent + 8 and {x["body"]["model"] for x in openai_server.requests[sent:]} == {"judge-b"}
     assert not (tmp_path / "reviews.jsonl.errors.jsonl").exists()
+
+
+def test_a_panel_runs_the_null_model_exploit_test_on_its_own_verdict(tmp_path, openai_server, openai_env):
+    """eval judge --null-model with two judges: the panel's reviews of the constant answer carry the
+    null-model mark (so the leaderboard recognises it), and a panel that lets it beat the reference is
+    marked unreliable, as one judge is."""
+    def gullible(body):  # both judges prefer whichever answer is not the reference's
+        user = body["messages"][1]["content"]
+        ref_first = user.index("Reference answer") < max(user.find("Thank you for your question"),
+                                                          user.find("Student answer"))
+        return ("4 9" if ref_first else "9 4") + "\nThe other answer is better."
+
+    openai_server.reply = gullible
+    out = tmp_path / "reviews.jsonl"
+    r = run_cli(*judge_args(tmp_path, out, "gpt-4o", "judge-b"), "--null-model", env=openai_env)
+    assert r.returncode == 0, r.stderr
+    nulls = [x for x in read_jsonl(out) if x["meta"]["model_id"] == "null-model"]
+    assert len(nulls) == 8 and all(x["meta"].get("null_model") is True for x in nulls)
+    s = json.loads((tmp_path / "reviews.jsonl.summary.json").read_text())
+    assert (s["models"]["null-model"]["wins"], s["models"]["null-model"]["losses"]) == (4, 0)  # per question
+    rel = s["models"]["student"]["reliability"]
+    assert rel["unreliable"] and any("null model" in x for x in rel["reasons"]), rel
+    board = run_cli("eval", "leaderboard", "--reviews", str(out), "--output-dir", str(tmp_path / "lb"))
+    assert board.returncode == 0, board.stderr
+    rows = json.loads((tmp_path / "lb" / "leaderboard.json").read_text())["rows"]
+    assert [x["null_model"] for x in rows if x["model"] == "null-model"] == [True]

@@ -35,7 +35,7 @@ from typing import Any
 from gpt4llm import io
 from gpt4llm.calls import CallStats
 from gpt4llm.errors import UserError
-from gpt4llm.eval import judge as one
+from gpt4llm.eval import judge as one, null_model as exploit
 from gpt4llm.schemas import Review
 from gpt4llm.stage import AskStats, errors_path, journal_path, write_errors
 
@@ -96,6 +96,8 @@ def run_panel(cfg: one.JudgeSettings) -> one.JudgeSummary:
                   "orders": cfg.orders, "score_mode": cfg.score_mode, "panel_verdict": cfg.panel_verdict})
         s["reliability"] = one.reliability(s)
         summaries[model_id] = s
+    if cfg.null_model:  # the exploit test on the panel's verdict, as on each judge's (run_one marked those)
+        exploit.mark_judge(summaries, cfg.null_model_threshold)
     per_judge = {j: s.summaries for j, s in runs.items()}
     panel = {"judges": cfg.judge, "verdict": cfg.panel_verdict,
              "files": {j: str(s.output) for j, s in runs.items()}, "per_judge": per_judge,
@@ -186,7 +188,8 @@ def combine(reviews: dict[str, list[dict]], how: str) -> list[dict]:
         statuses = [(x or {}).get("meta", {}).get("parse_status", "not_run") for x in mine.values()]
         status = "ok" if v is not None else "call_failed" if all(s in ("call_failed", "not_run") for s in statuses) \
             else "parse_failed"
-        meta = {**{f: r["meta"][f] for f in ("model_id", "reference_id", "order", "category") if f in r["meta"]},
+        meta = {**{f: r["meta"][f] for f in ("model_id", "reference_id", "order", "category", "null_model", "null_answer")
+                   if f in r["meta"]},
                 "parse_status": status, "judge": label,
                 "panel": {"verdict": how, "scores": scores},
                 "judge_fingerprint": combined_fingerprint([(x or {}).get("meta", {}).get("judge_fingerprint") for x in mine.values()],
