@@ -8,8 +8,8 @@ embedded model cut to its first 2 layers (`--layers 2`); 10 questions held out f
 accuracy. Prompts: the 252 User-Oriented instructions (Self-Instruct's, ../shared/data), 32 held out.
 
 Quality: each method (`--method dpo`, `--method rejection`) runs 2 rounds of 32 prompts x N = 4 samples
-(temperature 0.7, top_p 1, 96 tokens), 4 optimizer steps of 8 prompts per round; every round reports
-the reward model's mean reward on 32 held-out instructions (the target: it rises from round 0 to
+(temperature 1.0: on-policy, the default of TRL's online trainers; top_p 1, 96 tokens), 4 optimizer steps of 8 prompts per round; every round reports
+the reward model's mean reward on 32 held-out instructions x 4 answers (the target: it rises from round 0 to
 round 2), the answers' length in tokens and the k3 KL estimate to round 0.
 
 Throughput: one round (sample, score, train) against TRL's RLOOTrainer, the TRL trainer nearest to it
@@ -46,7 +46,8 @@ VICUNA = SHARED / "vicuna-eval-2023"
 USER_ORIENTED = SHARED / "gpt4llm-paper" / "user_oriented_instructions.jsonl"
 SMALL = os.environ.get("BENCH_ITERATE_SMALL") == "1"
 PROMPTS, HELDOUT, N, MAX_TOKENS = (8, 8, 4, 32) if SMALL else (32, 32, 4, 96)
-PER_STEP, ROUNDS, TEMPERATURE = 8, 2, 0.7
+PER_STEP, ROUNDS, TEMPERATURE = 8, 2, 1.0  # 1.0: on-policy samples, TRL online trainers' default
+HELDOUT_SAMPLES = 4  # answers per held-out instruction: 128 answers per held-out reward
 BATCH = 32  # the local backend's batch (README: 16-32 is fastest on a CPU); TRL generates its 128 at once
 LR = {"dpo": 1e-5, "rejection": 2e-5}
 CLI = [sys.executable, "-m", "gpt4llm"]
@@ -78,7 +79,7 @@ def iterate(work: Path, rm: Path, method: str, rounds: int = ROUNDS) -> tuple[di
     out = work / f"iterate-{method}"
     _, rss, _ = run_child([
         *CLI, "train", "iterate", "-i", str(USER_ORIENTED), "-o", str(out), "--method", method, "-r", str(rm),
-        "--rounds", str(rounds), "--samples", str(N), "--prompts-per-round", str(PROMPTS), "--heldout", str(HELDOUT),
+        "--rounds", str(rounds), "--samples", str(N), "--prompts-per-round", str(PROMPTS), "--heldout", str(HELDOUT), "--heldout-samples", str(HELDOUT_SAMPLES),
         "--max-tokens", str(MAX_TOKENS), "--temperature", str(TEMPERATURE), "--lr", str(LR[method]),
         "--train-batch-size", str(PER_STEP), "--per-device-batch", "4", "--max-length", "384", "--warmup-ratio", "0",
         "--patience", "0", "--save-steps", "100", "--batch-size", str(BATCH), "-q"])
@@ -136,7 +137,7 @@ cfg = iterate.IterateSettings(instructions=sys.argv[7], output_dir=Path(out), mo
                               heldout=int(heldout))
 _, held_qs = iterate.split(cfg)
 template, _ = choose_template(f"local:{model}", "auto")
-reqs = steps.requests(held_qs, template, 1, 1234, float(temperature), 1.0, int(max_tokens), "heldout", False)
+reqs = steps.requests(held_qs, template, int(sys.argv[8]), 1234, float(temperature), 1.0, int(max_tokens), "heldout", False)
 rows = steps.Student(model, BackendSettings(), Path(out) / "journal.sqlite", True, Path(out)).answer(reqs, "held out")
 scorer = Scorer(Path(rm), None, score_mode="text", backend=None, journal=None, batch_size=16, max_length=384, quiet=True)
 got = scorer.score(rows, "held out").rewards
@@ -146,7 +147,7 @@ print(json.dumps({"reward": sum(got) / len(got), "n": len(got)}))
 
 def held_out(work: Path, model: str, rm: Path, name: str) -> dict:
     out, _, _ = run_child([sys.executable, "-c", HELD, model, str(rm), str(work / f"held-{name}"), str(HELDOUT),
-                           str(MAX_TOKENS), str(TEMPERATURE), str(USER_ORIENTED)])
+                           str(MAX_TOKENS), str(TEMPERATURE), str(USER_ORIENTED), str(HELDOUT_SAMPLES)])
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -178,7 +179,7 @@ def main() -> None:
     result = {
         "settings": {"student": "local:smollm2-135m-instruct", "prompts_per_round": PROMPTS, "heldout": HELDOUT, "n": N,
                      "max_tokens": MAX_TOKENS, "temperature": TEMPERATURE, "prompts_per_step": PER_STEP,
-                     "rounds": ROUNDS, "learning_rate": LR, "small": SMALL},
+                     "rounds": ROUNDS, "learning_rate": LR, "heldout_samples": HELDOUT_SAMPLES, "small": SMALL},
         "reward_model": {"backbone": "smollm2-135m-instruct, first 2 layers", "data": "Vicuna-80 x 5 models' answers",
                          "held_out_metrics": rm_metrics},
         "methods": {m: {"rounds": [{k: r.get(k) for k in ("round", "reward", "reward_se", "length", "kl", "kl_k1",

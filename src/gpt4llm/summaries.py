@@ -90,8 +90,12 @@ def sft_text(r, dry_run: bool) -> str:
              f"truncated {st.truncated}, skipped {st.skipped_overlong + st.skipped_no_target}, "
              f"padding share {st.padding_share:.1%}, boundary merges handled {st.boundary_merges}",
              f"effective batch {r.effective_batch}"]
+    if getattr(r, "held_out", 0):
+        lines.append(f"held out: {r.held_out} examples (--eval-split), not trained on")
     if not dry_run:
         lines.append(f"trained {r.steps} steps in {r.seconds:.1f} s, mean loss {r.train_loss:.4f}; saved to {r.output_dir}")
+        if r.eval_loss is not None:
+            lines.append(f"held-out loss {r.eval_loss:.4f} on {r.held_out} examples")
     return "\n".join(lines)
 
 

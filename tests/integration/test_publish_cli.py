@@ -120,7 +120,7 @@ def trained(tiny_checkpoint, toy_sft_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("sft") / "student"
     r = run_cli("train", "sft", "--data", str(toy_sft_data), "--model", f"local:{tiny_checkpoint}", "-o", str(out),
                 "--max-steps", "2", "--batch-size", "4", "--per-device-batch", "4", "--save-steps", "1",
-                "--lr", "1e-3", "--logging-steps", "1", "-q")
+                "--lr", "1e-3", "--logging-steps", "1", "--eval-split", "0.04", "-q")
     assert r.returncode == 0, r.stderr[-2000:]
     return out
 
@@ -145,7 +145,9 @@ def test_a_checkpoint_gets_its_model_card_beside_the_weights(trained, tmp_path):
     assert f"| learning_rate | {meta['config']['learning_rate']} |" in text and "| template | alpaca |" in text
     assert f"| batch_size | {meta['effective_batch']} |" in text
     assert f"- optimizer steps: {meta['steps']}" in text and f"- mean training loss: {round(meta['train_loss'], 4)}" in text
-    assert "train sft keeps no held-out split" in text
+    # --eval-split 0.04 of 32 records: one held out, its loss (example mean, as trained) on the card
+    assert meta["held_out"] == 1 and "On 1 held-out prompts" in text
+    assert f"| eval_loss | {round(meta['metrics']['eval_loss'], 4)} |" in text
     # the published directory is a model transformers loads and that prompts as it was trained
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -153,6 +155,31 @@ def test_a_checkpoint_gets_its_model_card_beside_the_weights(trained, tmp_path):
     AutoModelForCausalLM.from_pretrained(str(out))
     assert "### Instruction:" in tok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False,
                                                          add_generation_prompt=True)
+
+
+def test_the_held_out_loss_is_the_final_models_loss_on_one_unseen_record(trained, toy_sft_data):
+    """Independent of the trainer: the final weights' loss on each of the 32 records, by
+    transformers' own loss; the held-out loss is one of them (computed after training)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gpt4llm.templates import ALPACA
+
+    meta = json.loads((trained / "gpt4llm_train.json").read_text())
+    tok = AutoTokenizer.from_pretrained(str(trained))
+    model = AutoModelForCausalLM.from_pretrained(str(trained)).eval()
+    losses = []
+    for r in map(json.loads, toy_sft_data.read_text().splitlines()):
+        ex = ALPACA.encode(tok, r["instruction"], r["input"], r["output"])
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([ex["input_ids"]]), labels=torch.tensor([ex["labels"]]))
+        losses.append(out.loss.item())
+    got = meta["metrics"]["eval_loss"]
+    assert min(abs(got - x) for x in losses) < 1e-4, (got, losses)
+    from gpt4llm.train.sft import SFTSettings
+
+    assert SFTSettings(data="d", output_dir="o").fingerprint() != SFTSettings(data="d", output_dir="o",
+                                                                               eval_split=0.1).fingerprint()
 
 
 def test_an_unfinished_run_is_not_published(trained, tmp_path):

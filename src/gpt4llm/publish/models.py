@@ -129,8 +129,8 @@ def held_out(ck: Checkpoint) -> dict:
         n = ck.meta.get("held_out") or (ck.meta.get("data_stats") or {}).get("held_out_prompts")
         return {"what": f"On {n} held-out prompts" if n else "On the held-out split", "metrics": metrics}
     split = ck.config.get("eval_split")
-    why = ("no held-out split was kept (eval_split 0)" if split in ("0", "0.0") else
-           "train sft keeps no held-out split (the paper trained on all its 52K records)")
+    why = ("no held-out split was kept (--eval-split 0; the paper trained on all its 52K records)"
+           if split in (None, 0, 0.0, "0", "0.0") else "no held-out numbers were saved")
     return {"what": why, "metrics": {}}
 
 

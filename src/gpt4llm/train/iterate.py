@@ -77,8 +77,8 @@ class IterateSettings(common.TrainSettings):
     """Instructions held out (a seeded draw) for the reward, length and KL of each round."""
     heldout_samples: int = Field(1, ge=1)
     """Answers per held-out instruction each round (more: a steadier held-out reward)."""
-    temperature: float = Field(0.7, gt=0, le=2)
-    """Sampling temperature (FastChat's 0.7; the KL estimate uses the same)."""
+    temperature: float = Field(1.0, gt=0, le=2)
+    """Sampling temperature (1.0: the student's own distribution, as TRL's online trainers; below 1 each round sharpens it); the KL estimate uses the same."""
     top_p: float = Field(1.0, gt=0, le=1)
     """Nucleus sampling (1.0 keeps the KL estimate exact)."""
     max_tokens: int = Field(256, ge=1)

@@ -52,6 +52,8 @@ class SFTSettings(common.TrainSettings):
     """example: mean over examples of their mean token loss (the paper, per-device batch 1); token: mean over all target tokens."""
     merge: bool = False
     """With --lora: save the merged full weights instead of the adapter."""
+    eval_split: float = Field(0.0, ge=0, lt=1)
+    """Share of the records held out (a seeded draw) for a held-out loss after training (0: train on all, as the paper)."""
     launcher: Annotated[str | None, Opt(cli=False)] = None
     """Pipeline: how training is launched at scale, shown in the plan (e.g. accelerate launch --config_file ...)."""
 
@@ -59,6 +61,15 @@ class SFTSettings(common.TrainSettings):
         "data", "model", "template", "epochs", "learning_rate", "scheduler", "warmup_ratio", "weight_decay",
         "batch_size", "per_device_batch", "max_length", "overlong", "packing", "loss_norm", "lora", "lora_r", "seed",
         "limit")
+
+
+    def fingerprint(self) -> str:
+        base = super().fingerprint()  # unchanged without a held-out split: runs made before it still resume
+        if not self.eval_split:
+            return base
+        import hashlib
+
+        return hashlib.sha256(f"{base}\0eval_split={self.eval_split}".encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -71,6 +82,8 @@ class SFTResult:
     train_loss: float | None = None
     seconds: float = 0.0
     log_history: list = field(default_factory=list)
+    held_out: int = 0
+    eval_loss: float | None = None
 
 
 def example_mean_loss(logits, labels, position_ids):
@@ -150,25 +163,37 @@ def run(cfg: SFTSettings) -> SFTResult:
     if cfg.template == "chat" and not tok.chat_template:
         raise UserError(f"--template chat: {cfg.model} has no chat template; use --template alpaca")
     examples, stats = encode_all(records, tok, template, cfg.max_length, cfg.overlong)
+    held: list[dict] = []
+    if cfg.eval_split and len(examples) > 1:  # a seeded draw, whatever the records' order
+        import random
+
+        order = list(range(len(examples)))
+        random.Random(cfg.seed).shuffle(order)
+        n = max(1, int(len(examples) * cfg.eval_split))
+        out = set(order[:n])
+        held = [e for i, e in enumerate(examples) if i in out]
+        examples = [e for i, e in enumerate(examples) if i not in out]
     stats.padding_share = round(padding_share([e["length"] for e in examples], cfg.per_device_batch,
                                               cfg.packing, cfg.group_by_length, _attention_ratio(cfg.model),
                                               cfg.seed), 4)
-    result = SFTResult(cfg.output_dir, stats, render_example(tok, examples[0]), split)
+    result = SFTResult(cfg.output_dir, stats, render_example(tok, examples[0]), split, held_out=len(held))
     if cfg.dry_run:
         return result
     common.start_run(cfg)
     t0 = time.perf_counter()
-    _train(cfg, tok, template, examples, accumulation, result)
+    _train(cfg, tok, template, examples, accumulation, result, held)
     result.seconds = time.perf_counter() - t0
     if common.is_main_process():
         common.write_meta(cfg.output_dir, {
             "fingerprint": cfg.fingerprint(), "status": "done", "config": common.config_dict(cfg),
             "data_stats": stats.as_dict(), "effective_batch": split, "steps": result.steps,
-            "train_loss": result.train_loss, "seconds": round(result.seconds, 1), "log_history": result.log_history})
+            "train_loss": result.train_loss, "seconds": round(result.seconds, 1), "log_history": result.log_history,
+            **({"held_out": result.held_out, "metrics": {"eval_loss": result.eval_loss}} if held else {})})
     return result
 
 
-def _train(cfg: SFTSettings, tok, template, examples: list[dict], accumulation: int, result: SFTResult) -> None:
+def _train(cfg: SFTSettings, tok, template, examples: list[dict], accumulation: int, result: SFTResult,
+           held: list[dict]) -> None:
     import datasets
 
     model = common.load_model(cfg, tok)
@@ -186,5 +211,8 @@ def _train(cfg: SFTSettings, tok, template, examples: list[dict], accumulation: 
         trainer.loss_is_scaled_for_ga = False  # our loss is a per-micro-batch mean: divide by accumulation
     out = common.train(trainer, cfg)
     result.steps, result.train_loss = out.global_step, out.training_loss
+    if held:  # the held-out loss, by the training loss's own definition (--loss-norm), logits not kept
+        trainer.args.prediction_loss_only = True
+        result.eval_loss = float(trainer.evaluate(eval_dataset=datasets.Dataset.from_list(held))["eval_loss"])
     result.log_history = trainer.state.log_history
     common.save_model(cfg, trainer, tok, template, merge=cfg.merge)
