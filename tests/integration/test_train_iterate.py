@@ -111,6 +111,27 @@ def test_a_round_raises_the_held_out_reward(method, whole):
     assert "best round 1" in r.stdout and (out / "iterate.png").is_file()
 
 
+def test_each_rounds_win_rate_against_round_0_by_the_judge(student, instructions, whole):
+    """--winrate-questions on a finished run: each round's student answers the questions and the judge
+    compares it with round 0's in both orders (eval judge); the rounds are not trained again."""
+    from support import DATA
+
+    out, _ = whole("rejection")
+    weights = (out / "round_1" / "checkpoint" / "model.safetensors").read_bytes()
+    r = run_cli(*args(instructions, out, student, "rejection", "--judge", RULE), "--winrate-questions",
+                str(DATA / "vicuna-eval-2023" / "question.jsonl"), "--winrate-limit", "2", "--winrate-judge",
+                f"local:{student}", "--winrate-score-mode", "logprobs")
+    assert r.returncode == 0, r.stderr[-3000:]
+    reviews = read_jsonl(out / "winrate" / "reviews.jsonl")
+    assert len(reviews) == 4 and {x["meta"]["order"] for x in reviews} == {"model_first", "reference_first"}
+    assert {x["meta"]["model_id"] for x in reviews} == {"round-1"} and all(x["meta"]["reference_id"] == "round-0"
+                                                                          for x in reviews)
+    run = json.loads((out / "iterate.json").read_text())
+    rate = run["rounds"][1]["win_rate"]
+    assert rate is not None and 0 <= rate <= 100
+    assert (out / "round_1" / "checkpoint" / "model.safetensors").read_bytes() == weights
+
+
 def test_kill_9_mid_round_then_the_same_command_gives_the_same_weights(student, instructions, whole, tmp_path):
     from safetensors.torch import load_file
 

@@ -122,7 +122,7 @@ def winrates(models: dict[int, str], *, questions: str, limit: int | None, judge
              journal: Path, backend, params: dict, quiet: bool) -> dict[str, Any]:
     """Each round's student (1 answer per question) against round 0's through ``eval judge``, both
     orders, journaled: ``{round: {win_rate (%), wins, ties, losses, ratio_percent}}``."""
-    from gpt4llm.eval import answer, judge as judging
+    from gpt4llm.eval import answer, judge as judging, panel
 
     files = {}
     for r, model in models.items():
@@ -134,7 +134,7 @@ def winrates(models: dict[int, str], *, questions: str, limit: int | None, judge
     others = [files[r] for r in models if r != 0]
     if not others:
         return {}
-    s = judging.run(judging.JudgeSettings(output=out / "reviews.jsonl", questions=questions, answers=others,
+    s = panel.run(judging.JudgeSettings(output=out / "reviews.jsonl", questions=questions, answers=others,
                                           reference=files[0], judge=[judge], score_mode=score_mode,
                                           journal=journal, backend=backend, quiet=quiet, allow_missing=True))
     rates = {}
