@@ -107,6 +107,16 @@ class TrainSettings(Settings):
 # ---------------------------------------------------------------- processes and files
 
 
+def held_out_split(items: list, share: float, seed: int) -> tuple[list, list]:
+    """(held out, trained): a seeded shuffle, the first ``share`` of it held out (none of a single item)."""
+    import random
+
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n = int(len(items) * share) if len(items) > 1 else 0
+    return [items[i] for i in order[:n]], [items[i] for i in order[n:]]
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,11 +392,7 @@ def run(cfg: DPOSettings) -> DPOResult:
     tok = common.load_tokenizer(cfg.model)
     template, why = choose_template(cfg.model, cfg.template)
     groups, st = encode_groups(comparisons, tok, template, cfg.max_length)
-    rng = random.Random(cfg.seed)
-    order = list(range(len(groups)))
-    rng.shuffle(order)
-    n_eval = int(len(groups) * cfg.eval_split) if len(groups) > 1 else 0
-    held, train_groups = [groups[i] for i in order[:n_eval]], [groups[i] for i in order[n_eval:]]
+    held, train_groups = common.held_out_split(groups, cfg.eval_split, cfg.seed)
     st.update(held_out_prompts=len(held), template=template.name, template_source=why)
     split = f"{cfg.batch_size} prompts = {cfg.per_device_batch} per device x {accumulation} accumulation x {world} processes"
     result = DPOResult(cfg.output_dir, st, template.name, split)

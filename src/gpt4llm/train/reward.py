@@ -10,7 +10,6 @@ every response twice. ``--pointwise`` regresses the 1-10 score instead. The mode
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,11 +200,7 @@ def run(cfg: RMSettings) -> RMResult:
     comparisons = load_comparisons(cfg.data)[: cfg.limit] if cfg.limit else load_comparisons(cfg.data)
     tok = common.load_tokenizer(cfg.model)
     groups, st = encode_groups(comparisons, tok, cfg.max_length)
-    rng = random.Random(cfg.seed)
-    order = list(range(len(groups)))
-    rng.shuffle(order)
-    n_eval = int(len(groups) * cfg.eval_split) if len(groups) > 1 else 0
-    held, train_groups = [groups[i] for i in order[:n_eval]], [groups[i] for i in order[n_eval:]]
+    held, train_groups = common.held_out_split(groups, cfg.eval_split, cfg.seed)
     split = f"{cfg.batch_size} prompts = {cfg.per_device_batch} per device x {accumulation} accumulation x {world} processes"
     result = RMResult(cfg.output_dir, len(groups), sum(len(g["scores"]) * (len(g["scores"]) - 1) // 2 for g in groups)
                       - st["ties"], st["ties"], st["truncated"], split)

@@ -163,16 +163,7 @@ def run(cfg: SFTSettings) -> SFTResult:
     if cfg.template == "chat" and not tok.chat_template:
         raise UserError(f"--template chat: {cfg.model} has no chat template; use --template alpaca")
     examples, stats = encode_all(records, tok, template, cfg.max_length, cfg.overlong)
-    held: list[dict] = []
-    if cfg.eval_split and len(examples) > 1:  # a seeded draw, whatever the records' order
-        import random
-
-        order = list(range(len(examples)))
-        random.Random(cfg.seed).shuffle(order)
-        n = max(1, int(len(examples) * cfg.eval_split))
-        out = set(order[:n])
-        held = [e for i, e in enumerate(examples) if i in out]
-        examples = [e for i, e in enumerate(examples) if i not in out]
+    held, examples = common.held_out_split(examples, cfg.eval_split, cfg.seed)
     stats.padding_share = round(padding_share([e["length"] for e in examples], cfg.per_device_batch,
                                               cfg.packing, cfg.group_by_length, _attention_ratio(cfg.model),
                                               cfg.seed), 4)
